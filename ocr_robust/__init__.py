@@ -1,0 +1,3 @@
+"""ocr-robust: OCR line recognizers trained to stay right on real, damaged documents."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,313 @@
+"""Line stores: a folder with ``labels.tsv`` and images, or an LMDB database.
+
+Folder format (PaddleOCR's recognition label format): ``labels.tsv``, UTF-8, one sample per
+line, ``relative/path.png<TAB>text``; the text may be empty (an image with no text in it).
+
+LMDB format (the key scheme of clovaai/deep-text-recognition-benchmark): ``num-samples``,
+``image-%09d`` (encoded PNG/JPEG bytes) and ``label-%09d`` (UTF-8), indices from 1.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from ..errors import InputError
+
+LABELS = "labels.tsv"
+LMDB_MAP_SIZE = 1 << 36  # 64 GiB of address space; the file grows only as data is written
+
+
+@dataclass
+class Sample:
+    name: str  # relative image path (folder) or key (lmdb)
+    text: str
+
+
+class LineStore(Protocol):
+    path: Path
+    problems: list[str]
+
+    def __len__(self) -> int: ...
+    def text(self, i: int) -> str: ...
+    def name(self, i: int) -> str: ...
+    def image_bytes(self, i: int) -> bytes: ...
+
+
+def is_lmdb(path: str | Path) -> bool:
+    return (Path(path) / "data.mdb").is_file()
+
+
+def open_store(path: str | Path, strict: bool = False) -> "FolderStore | LmdbStore":
+    """Open a folder store or an LMDB store, whichever ``path`` is."""
+    p = Path(path)
+    if is_lmdb(p):
+        return LmdbStore(p)
+    if (p / LABELS).is_file():
+        return FolderStore(p, strict=strict)
+    if p.is_file() and p.name == LABELS:
+        return FolderStore(p.parent, strict=strict)
+    raise InputError(p, f"not a line store: expected a folder with {LABELS} or an LMDB folder with data.mdb")
+
+
+@dataclass
+class FolderStore:
+    """``labels.tsv`` + images. Bad lines are reported in ``problems`` and left out
+    (``strict=True`` raises on the first instead)."""
+
+    path: Path
+    strict: bool = False
+    samples: list[Sample] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        labels = self.path / LABELS
+        try:
+            raw = labels.read_bytes()
+        except OSError as e:
+            raise InputError(labels, f"cannot read: {e.strerror or e}") from None
+        for lineno, line in enumerate(raw.split(b"\n"), 1):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line.strip():
+                continue
+            try:
+                self._add(labels, lineno, line)
+            except InputError as e:
+                if self.strict:
+                    raise
+                self.problems.append(str(e))
+
+    def _add(self, labels: Path, lineno: int, line: bytes) -> None:
+        try:
+            s = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(labels, f"not valid UTF-8 (column {e.start + 1})", lineno) from None
+        if "\t" not in s:
+            raise InputError(labels, "expected 'image-path<TAB>text', found no tab", lineno)
+        rel, text = s.split("\t", 1)
+        if "\t" in text:
+            raise InputError(labels, "more than 2 tab-separated columns", lineno)
+        if not rel or os.path.isabs(rel) or ".." in Path(rel).parts:
+            raise InputError(labels, f"image path {rel!r} must be relative and inside the folder", lineno)
+        if not (self.path / rel).is_file():
+            raise InputError(labels, f"image {rel!r} does not exist", lineno)
+        self.samples.append(Sample(rel, text))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def text(self, i: int) -> str:
+        return self.samples[i].text
+
+    def name(self, i: int) -> str:
+        return self.samples[i].name
+
+    def image_bytes(self, i: int) -> bytes:
+        return (self.path / self.samples[i].name).read_bytes()
+
+
+# py-lmdb allows one open environment per path and process: read-only ones are shared.
+_READ_ENVS: dict[str, object] = {}
+
+
+def _read_env(path: Path):
+    import lmdb
+
+    key = str(path.resolve())
+    if key not in _READ_ENVS:
+        try:
+            _READ_ENVS[key] = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
+        except lmdb.Error as e:
+            raise InputError(path, f"cannot open LMDB: {e}") from None
+    return _READ_ENVS[key]
+
+
+def _forget_env(path: Path) -> None:
+    env = _READ_ENVS.pop(str(path.resolve()), None)
+    if env is not None:
+        env.close()
+
+
+class LmdbStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.problems: list[str] = []
+        self.env = _read_env(self.path)
+        with self.env.begin() as txn:
+            n = txn.get(b"num-samples")
+        if n is None:
+            raise InputError(self.path, "LMDB has no 'num-samples' key (not a deep-text-recognition-benchmark store)")
+        try:
+            self.n = int(n.decode())
+        except ValueError:
+            raise InputError(self.path, f"'num-samples' is {n!r}, not an integer") from None
+        self._texts: list[str] | None = None
+
+    def _key(self, kind: str, i: int) -> bytes:
+        return f"{kind}-{i + 1:09d}".encode()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def texts(self) -> list[str]:
+        if self._texts is None:
+            with self.env.begin() as txn:
+                vals = [txn.get(self._key("label", i)) for i in range(self.n)]
+            missing = [i for i, v in enumerate(vals) if v is None]
+            if missing:
+                raise InputError(self.path, f"label-{missing[0] + 1:09d} is missing ({len(missing)} labels missing)")
+            self._texts = [v.decode("utf-8") for v in vals]
+        return self._texts
+
+    def text(self, i: int) -> str:
+        return self.texts()[i]
+
+    def name(self, i: int) -> str:
+        return f"image-{i + 1:09d}"
+
+    def image_bytes(self, i: int) -> bytes:
+        with self.env.begin() as txn:
+            b = txn.get(self._key("image", i))
+        if b is None:
+            raise InputError(self.path, f"{self.name(i)} is missing")
+        return bytes(b)
+
+    def __getstate__(self):  # DataLoader workers reopen the environment
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"])
+
+
+class FolderWriter:
+    """Writes ``labels.tsv`` and images; ``add`` appends one sample."""
+
+    def __init__(self, path: str | Path, image_dir: str = "images"):
+        self.path = Path(path)
+        self.image_dir = image_dir
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._labels = open(self.path / LABELS, "w", encoding="utf-8", newline="\n")
+        self.count = 0
+
+    def add(self, name: str, text: str, image: bytes) -> None:
+        _check_label(text)
+        rel = f"{self.image_dir}/{name}"
+        dest = self.path / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(image)
+        self._labels.write(f"{rel}\t{text}\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._labels.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LmdbWriter:
+    """Writes an LMDB store, committing every ``commit_every`` samples."""
+
+    def __init__(self, path: str | Path, commit_every: int = 1000):
+        import lmdb
+
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        _forget_env(self.path)
+        for f in ("data.mdb", "lock.mdb"):
+            (self.path / f).unlink(missing_ok=True)
+        self.env = lmdb.open(str(self.path), map_size=LMDB_MAP_SIZE, subdir=True)
+        self.commit_every = commit_every
+        self.count = 0
+        self._pending: dict[bytes, bytes] = {}
+
+    def add(self, name: str, text: str, image: bytes) -> None:
+        _check_label(text)
+        self.count += 1
+        self._pending[f"image-{self.count:09d}".encode()] = image
+        self._pending[f"label-{self.count:09d}".encode()] = text.encode("utf-8")
+        if len(self._pending) >= 2 * self.commit_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._pending[b"num-samples"] = str(self.count).encode()
+        with self.env.begin(write=True) as txn:
+            for k, v in self._pending.items():
+                txn.put(k, v)
+        self._pending = {}
+
+    def close(self) -> None:
+        self._flush()
+        self.env.sync()
+        self.env.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_label(text: str) -> None:
+    if "\t" in text or "\n" in text or "\r" in text:
+        raise ValueError(f"label {text!r} contains a tab or line break")
+
+
+def open_writer(path: str | Path, lmdb: bool) -> "FolderWriter | LmdbWriter":
+    return LmdbWriter(path) if lmdb else FolderWriter(path)
+
+
+def iter_store(store: "FolderStore | LmdbStore") -> Iterator[tuple[str, str, bytes]]:
+    for i in range(len(store)):
+        yield store.name(i), store.text(i), store.image_bytes(i)
+
+
+def convert(src: str | Path, dst: str | Path, to_lmdb: bool | None = None) -> dict:
+    """Copy every sample of ``src`` into a new store at ``dst`` (the other format by default)."""
+    store = open_store(src)
+    if to_lmdb is None:
+        to_lmdb = isinstance(store, FolderStore)
+    with open_writer(dst, to_lmdb) as w:
+        for i, (_, text, img) in enumerate(iter_store(store)):
+            w.add(f"{i + 1:09d}{image_ext(img)}", text, img)
+        n = w.count
+    return {"src": str(src), "dst": str(dst), "format": "lmdb" if to_lmdb else "folder", "samples": n,
+            "skipped": len(store.problems), "problems": store.problems}
+
+
+def image_ext(data: bytes) -> str:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    if data[:2] == b"\xff\xd8":
+        return ".jpg"
+    return ".img"
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding; None if unknown."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return w, h
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            seg = struct.unpack(">H", data[i + 2 : i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                return w, h
+            i += 2 + seg
+    return None

@@ -1,0 +1,20 @@
+"""Errors a user can cause, each naming the file (and line, where there is one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad user input: a file that cannot be used, with where and why.
+
+    ``str(err)`` is the one-line message shown to the user, e.g.
+    ``charsets/x.tsv:12: expected 3 tab-separated columns, got 2``.
+    """
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.line = line
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {problem}")

@@ -1,0 +1,294 @@
+"""Born-digital PDFs to labelled grey line images.
+
+Each page is rasterised with PyMuPDF (page rotation undone, so raster and text layer share
+coordinates), optionally degraded as a whole, and every text line of the text layer is
+cropped with a margin and labelled with its text. Pages are processed in parallel.
+
+What counts as a line: a run of *opaque* spans (alpha >= ``min_alpha``) in a text-layer line
+whose direction is a multiple of 90 degrees (sideways and upside-down lines are rotated
+upright). Translucent spans (watermark text) and lines at other angles (diagonal
+watermarks) are not labels; they stay in the picture, as on the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import zlib
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pymupdf
+from tqdm import tqdm
+
+from ..charset import Charset
+from ..data.store import open_writer
+from .degrade import degrade_page, parse_degrade
+
+# Characters the text layer may hold that read as something in the charset.
+NORMALISE = str.maketrans({
+    "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st",
+    "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u00ad": "", "\u03bc": "\u00b5", "\u2024": ".",
+})
+_SPACES = re.compile(r"\s+")
+
+# Direction (rounded) -> cv2 rotation that makes the crop read left to right.
+_ROTATE = {(1, 0): None, (0, -1): cv2.ROTATE_90_CLOCKWISE, (0, 1): cv2.ROTATE_90_COUNTERCLOCKWISE,
+           (-1, 0): cv2.ROTATE_180}
+
+
+def normalise_text(text: str) -> str:
+    """Expand ligatures, map look-alike code points, collapse whitespace."""
+    return _SPACES.sub(" ", text.translate(NORMALISE)).strip()
+
+
+@dataclass
+class IngestConfig:
+    out: str
+    dpi: int = 150
+    lmdb: bool = False
+    degrade: str = ""
+    charset: str = "latin"
+    seed: int = 0
+    workers: int = 0  # 0: one per CPU core
+    margin: float = 0.2  # crop margin as a fraction of the line height, each side
+    min_alpha: int = 240  # spans more transparent than this are watermark text
+    min_height_px: int = 5
+    max_page_pixels: int = 60_000_000  # a page whose raster would exceed this is refused
+
+
+@dataclass
+class PageResult:
+    file: str
+    page: int
+    lines: list[tuple[str, bytes]] = field(default_factory=list)  # (text, png)
+    skipped: Counter = field(default_factory=Counter)  # lines skipped by reason
+    skipped_chars: Counter = field(default_factory=Counter)
+    error: str | None = None  # page failed: reason
+    has_text: bool = False
+    degradations: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=2)
+def _open(path: str) -> pymupdf.Document:
+    return pymupdf.open(path)
+
+
+@lru_cache(maxsize=4)
+def _charset(name: str) -> Charset:
+    return Charset.load(name)
+
+
+def _page_seed(seed: int, file: str, page: int) -> int:
+    return zlib.crc32(f"{seed}:{Path(file).name}:{page}".encode())
+
+
+def _segments(line: dict, min_alpha: int) -> tuple[list[tuple[str, tuple]], int]:
+    """Runs of consecutive opaque spans as (text, bbox); also how many spans were translucent."""
+    segs, cur, translucent = [], [], 0
+    for span in line["spans"]:
+        if span.get("alpha", 255) < min_alpha:
+            translucent += 1
+            if cur:
+                segs.append(cur)
+                cur = []
+        else:
+            cur.append(span)
+    if cur:
+        segs.append(cur)
+    out = []
+    for spans in segs:
+        text = "".join(s["text"] for s in spans)
+        x0 = min(s["bbox"][0] for s in spans)
+        y0 = min(s["bbox"][1] for s in spans)
+        x1 = max(s["bbox"][2] for s in spans)
+        y1 = max(s["bbox"][3] for s in spans)
+        out.append((text, (x0, y0, x1, y1)))
+    return out, translucent
+
+
+def process_page(task: tuple[str, int, dict]) -> PageResult:
+    """Rasterise, degrade and crop one page (runs in a worker process)."""
+    path, pno, cfgd = task
+    cfg = IngestConfig(**cfgd)
+    res = PageResult(file=path, page=pno)
+    try:
+        page = _open(path)[pno]
+        if page.rotation:
+            page.set_rotation(0)  # the text layer is in unrotated coordinates
+        scale = cfg.dpi / 72.0
+        w_px, h_px = page.rect.width * scale, page.rect.height * scale
+        if w_px * h_px > cfg.max_page_pixels:
+            res.error = f"page too large to rasterise: {w_px:.0f}x{h_px:.0f} px at {cfg.dpi} dpi exceeds {cfg.max_page_pixels} px"
+            return res
+        info = page.get_text("dict", flags=pymupdf.TEXT_MEDIABOX_CLIP)
+        lines = [ln for b in info["blocks"] if b.get("type") == 0 for ln in b["lines"]]
+        res.has_text = any(s["text"].strip() for ln in lines for s in ln["spans"])
+        if not res.has_text:
+            res.error = "no text layer (image-only page)"
+            return res
+        pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csGRAY, alpha=False)
+        img = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, : pix.width]
+        degs = parse_degrade(cfg.degrade)
+        if degs:
+            img, res.degradations = degrade_page(img, degs, np.random.default_rng(_page_seed(cfg.seed, path, pno)))
+        charset = _charset(cfg.charset)
+        for ln in lines:
+            d = (round(ln["dir"][0], 3), round(ln["dir"][1], 3))
+            if d not in _ROTATE:
+                res.skipped["not-upright (rotated text)"] += 1
+                continue
+            segs, translucent = _segments(ln, cfg.min_alpha)
+            if not segs:
+                res.skipped["translucent (watermark text)"] += 1
+                continue
+            for raw, (x0, y0, x1, y1) in segs:
+                text = normalise_text(raw)
+                if not text:
+                    res.skipped["empty"] += 1
+                    continue
+                missing = charset.missing(text)
+                if missing:
+                    res.skipped["characters outside the charset"] += 1
+                    res.skipped_chars.update(missing)
+                    continue
+                height = (y1 - y0) if d[1] == 0 else (x1 - x0)
+                m = cfg.margin * height
+                X0 = max(0, int(np.floor((x0 - m) * scale)))
+                Y0 = max(0, int(np.floor((y0 - m) * scale)))
+                X1 = min(img.shape[1], int(np.ceil((x1 + m) * scale)))
+                Y1 = min(img.shape[0], int(np.ceil((y1 + m) * scale)))
+                if min(X1 - X0, Y1 - Y0) < cfg.min_height_px:
+                    res.skipped["too small"] += 1
+                    continue
+                crop = img[Y0:Y1, X0:X1]
+                if _ROTATE[d] is not None:
+                    crop = cv2.rotate(crop, _ROTATE[d])
+                ok, png = cv2.imencode(".png", np.ascontiguousarray(crop))
+                res.lines.append((text, png.tobytes()))
+    except Exception as e:  # a broken page must not take the other pages with it
+        res.error = f"{type(e).__name__}: {e}".strip()
+    return res
+
+
+def check_document(path: str) -> tuple[int, str | None]:
+    """(page count, None) for a usable PDF, else (0, reason)."""
+    if not os.path.isfile(path):
+        return 0, "no such file"
+    try:
+        doc = pymupdf.open(path)
+    except Exception as e:
+        return 0, f"not a readable PDF ({type(e).__name__}: {e})"
+    try:
+        if not doc.is_pdf:
+            return 0, "not a PDF"
+        if doc.needs_pass:
+            return 0, "encrypted (password required)"
+        n = doc.page_count
+        if n == 0:
+            return 0, "has no pages"
+        return n, None
+    finally:
+        doc.close()
+
+
+def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
+    """Ingest ``pdfs`` into a line store at ``cfg.out``; returns (and writes) the summary."""
+    t0 = time.perf_counter()
+    Charset.load(cfg.charset)  # fail early on a bad charset
+    parse_degrade(cfg.degrade)
+    files_failed: list[dict] = []
+    tasks: list[tuple[str, int, dict]] = []
+    for p in pdfs:
+        n, why = check_document(str(p))
+        if why:
+            files_failed.append({"file": str(p), "reason": why})
+            continue
+        tasks += [(str(p), i, asdict(cfg)) for i in range(n)]
+
+    workers = cfg.workers or (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(tasks) or 1))
+    summary: dict = {"out": cfg.out, "format": "lmdb" if cfg.lmdb else "folder", "files": len(pdfs),
+                     "files_failed": files_failed, "pages": len(tasks), "pages_ok": 0, "pages_failed": {},
+                     "page_failures": [], "lines": 0, "lines_skipped": {}, "skipped_chars": {}}
+    skipped, skipped_chars = Counter(), Counter()
+    text_pages: Counter = Counter()
+    seen_pages: Counter = Counter()
+    page_errors: dict[str, list[dict]] = {}
+    stems: dict[str, str] = {}
+    bar = tqdm(total=len(tasks), desc="ingest", unit="page", disable=not progress)
+    with open_writer(cfg.out, cfg.lmdb) as writer:
+        if workers == 1:
+            results = map(process_page, tasks)
+            pool = None
+        else:
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            results = pool.map(process_page, tasks, chunksize=2)
+        try:
+            for r in results:
+                bar.update(1)
+                seen_pages[r.file] += 1
+                text_pages[r.file] += int(r.has_text)
+                skipped.update(r.skipped)
+                skipped_chars.update(r.skipped_chars)
+                if r.error:
+                    page_errors.setdefault(r.file, []).append({"file": r.file, "page": r.page + 1, "reason": r.error})
+                    continue
+                summary["pages_ok"] += 1
+                stem = stems.setdefault(r.file, f"{len(stems):05d}_{_safe(Path(r.file).stem)}")
+                for k, (text, png) in enumerate(r.lines):
+                    writer.add(f"{stem}/p{r.page + 1:04d}_l{k + 1:04d}.png", text, png)
+                summary["lines"] += len(r.lines)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            bar.close()
+    # A file none of whose pages has text is reported as a file, not page by page.
+    for f, errs in page_errors.items():
+        if text_pages[f] == 0 and seen_pages[f] == len(errs):
+            files_failed.append({"file": f, "reason": "image-only PDF: no page has a text layer"})
+        else:
+            summary["page_failures"].extend(errs)
+    page_fail = Counter(e["reason"] for e in summary["page_failures"])
+    dt = time.perf_counter() - t0
+    summary.update({
+        "pages_failed": dict(page_fail.most_common()),
+        "lines_skipped": dict(skipped.most_common()),
+        "skipped_chars": dict(skipped_chars.most_common()),
+        "seconds": round(dt, 3),
+        "pages_per_s": round(summary["pages_ok"] / dt, 3) if dt else None,
+        "lines_per_s": round(summary["lines"] / dt, 2) if dt else None,
+        "config": asdict(cfg),
+    })
+    Path(cfg.out, "ingest.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
+
+
+def _safe(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60] or "doc"
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"ingested {s['lines']} lines from {s['pages_ok']}/{s['pages']} pages of {s['files']} files "
+             f"into {s['out']} ({s['format']}) in {s['seconds']:.1f} s "
+             f"({s['pages_per_s']} pages/s, {s['lines_per_s']} lines/s)"]
+    for f in s["files_failed"]:
+        lines.append(f"  skipped file {f['file']}: {f['reason']}")
+    for f in s["page_failures"][:20]:
+        lines.append(f"  skipped page {f['file']} p.{f['page']}: {f['reason']}")
+    if len(s["page_failures"]) > 20:
+        lines.append(f"  ... and {len(s['page_failures']) - 20} more failed pages (see ingest.json)")
+    for reason, n in s["lines_skipped"].items():
+        lines.append(f"  lines skipped, {reason}: {n}")
+    if s["skipped_chars"]:
+        top = ", ".join(f"{c!r} x{n}" for c, n in list(s["skipped_chars"].items())[:15])
+        lines.append(f"  characters outside the charset: {top}")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from ocr_robust.pdf.fonts import resolve_fonts
+from ocr_robust.pdf.synth import SynthConfig, draw_page, plan_page, synthesize
+
+
+def write_pdf(path: Path, lines: list[tuple[float, float, str, str, float]], rotation: int = 0,
+              size=(595, 842)) -> Path:
+    """A one-page PDF with (x, y, text, font key, size) lines."""
+    from ocr_robust.pdf.fonts import load_font
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=size[0], height=size[1])
+    tw = pymupdf.TextWriter(page.rect)
+    for x, y, text, font, fs in lines:
+        tw.append((x, y), text, font=load_font(font), fontsize=fs)
+    tw.write_text(page)
+    if rotation:
+        page.set_rotation(rotation)
+    doc.save(path)
+    return path
+
+
+def spec_pdf(path: Path, seed: int, kind: str, styles: list[str], watermarks: bool = True):
+    spec = plan_page(random.Random(seed), resolve_fonts("all"), styles, clean_fraction=0.0, kind=kind)
+    doc = pymupdf.open()
+    draw_page(doc, spec, watermarks=watermarks)
+    doc.save(path)
+    return spec
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    synthesize(SynthConfig(out=str(out), pages=4, seed=7, watermarks="all", pages_per_doc=2), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lines_store(corpus, tmp_path_factory) -> Path:
+    from ocr_robust.pdf.ingest import IngestConfig, ingest
+
+    out = tmp_path_factory.mktemp("lines")
+    ingest(sorted(str(p) for p in corpus.glob("*.pdf")), IngestConfig(out=str(out), workers=1), progress=False)
+    return out

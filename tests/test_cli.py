@@ -1,0 +1,37 @@
+import json
+import subprocess
+import sys
+
+from ocr_robust.cli import main
+
+
+def test_synth_ingest_convert_from_the_command_line(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "c"), "--pages", "2", "--seed", "4", "--quiet"]) == 0
+    assert "wrote 2 pages" in capsys.readouterr().out
+    (tmp_path / "c" / "broken.pdf").write_bytes(b"%PDF-1.7 garbage")
+    rc = main(["ingest", str(tmp_path / "c"), "--out", str(tmp_path / "l"), "--quiet", "--workers", "1",
+               "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "broken.pdf" in out and "not a readable PDF" in out
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["lines"] > 20 and s["files_failed"][0]["file"].endswith("broken.pdf")
+    assert main(["convert", str(tmp_path / "l"), str(tmp_path / "db")]) == 0
+    assert f"converted {s['lines']} samples" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "cs.txt").write_text("ab\n", encoding="utf-8")
+    assert main(["synth", "--out", str(tmp_path / "c"), "--pages", "1", "--quiet"]) == 0
+    rc = main(["ingest", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--charset", str(tmp_path / "cs.txt")])
+    assert rc == 2 and "cs.txt:1: one character per line" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "empty*.pdf"), "--out", str(tmp_path / "o")]) == 2
+    assert "no PDF file found" in capsys.readouterr().err
+    rc = main(["convert", str(tmp_path / "nothing"), str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nothing: not a line store" in err and "Traceback" not in err
+
+
+def test_console_script_is_installed():
+    r = subprocess.run([sys.executable, "-m", "ocr_robust.cli", "synth", "--list"], capture_output=True, text=True)
+    assert r.returncode == 0 and "heldout" in r.stdout and "diagonal" in r.stdout

@@ -1,0 +1,91 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from ocr_robust.charset import Charset
+from ocr_robust.data.dataset import HEIGHT, BucketBatchSampler, LineDataset, collate, decode_grey
+from ocr_robust.data.store import FolderStore, convert, open_store
+from ocr_robust.errors import InputError
+
+LATIN = Charset.load("latin")
+
+
+def test_dataset_over_folder_and_lmdb_give_the_same_batches(lines_store, tmp_path):
+    convert(lines_store, tmp_path / "db")
+    dsf = LineDataset.open(lines_store, LATIN)
+    dsl = LineDataset.open(tmp_path / "db", LATIN)
+    assert len(dsf) == len(dsl) > 100
+    for k in (0, 7, len(dsf) - 1):
+        a, b = dsf[k], dsl[k]
+        assert a["text"] == b["text"] and np.array_equal(a["image"], b["image"])
+        assert a["image"].shape[0] == HEIGHT and LATIN.decode(a["target"]) == a["text"]
+
+
+def test_collate_pads_to_multiple_of_four_with_background(lines_store):
+    ds = LineDataset.open(lines_store, LATIN)
+    batch = collate([ds[0], ds[1], ds[2]])
+    x = batch["images"]
+    assert x.dtype == torch.float32 and x.shape[:3] == (3, 1, HEIGHT) and x.shape[3] % 4 == 0
+    assert 0 <= x.min() and x.max() <= 255
+    for n in range(3):
+        w = int(batch["widths"][n])
+        assert w == ds[n]["image"].shape[1]
+        assert torch.equal(x[n, 0, :, :w], torch.from_numpy(ds[n]["image"]).float())
+        if w < x.shape[3]:
+            assert float(x[n, 0, :, w:].std()) == 0 and float(x[n, 0, :, w:].mean()) > 150  # paper, not ink
+    assert batch["target_lengths"].tolist() == [len(t) for t in batch["texts"]]
+    assert batch["targets"].numel() == sum(len(t) for t in batch["texts"])
+
+
+def test_bucket_sampler_visits_each_line_once_and_groups_widths(lines_store):
+    ds = LineDataset.open(lines_store, LATIN)
+    widths = ds.widths()
+    assert widths[3] == ds[3]["image"].shape[1]
+    s = BucketBatchSampler(widths, batch_size=8, seed=1)
+    e0 = s.batches()
+    assert sorted(i for b in e0 for i in b) == list(range(len(ds)))
+    assert len(e0) == len(s)
+    spread = np.mean([max(widths[i] for i in b) / min(widths[i] for i in b) for b in e0])
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(ds))
+    rand = np.mean([max(widths[i] for i in perm[k:k + 8]) / min(widths[i] for i in perm[k:k + 8])
+                    for k in range(0, len(ds), 8)])
+    assert spread < 0.5 * rand
+    assert BucketBatchSampler(widths, 8, seed=1).batches() == e0  # deterministic
+    s.set_epoch(1)
+    assert s.batches() != e0
+    loader = DataLoader(ds, batch_sampler=s, collate_fn=collate)
+    batch = next(iter(loader))
+    assert batch["images"].shape[0] <= 8
+
+
+def test_bad_label_lines_are_reported_with_file_and_line_and_skipped(tmp_path):
+    img = np.full((20, 60), 255, np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    (tmp_path / "labels.tsv").write_bytes(
+        b"a.png\tgood\nmissing.png\tgone\nno tab here\na.png\tbad \xff utf8\na.png\tStra\xc3\x9fe\n../x.png\tup\na.png\t\n")
+    store = FolderStore(tmp_path)
+    assert [s.text for s in store.samples] == ["good", "Straße", ""]
+    probs = "\n".join(store.problems)
+    for line, what in [(2, "does not exist"), (3, "no tab"), (4, "UTF-8"), (6, "inside the folder")]:
+        assert f"labels.tsv:{line}: " in probs and what in probs
+    ds = LineDataset(store, LATIN)
+    assert len(ds) == 2 and any("Straße" in p and "'ß'" in p for p in ds.problems)
+    with pytest.raises(InputError, match="labels.tsv:2"):
+        FolderStore(tmp_path, strict=True)
+    with pytest.raises(InputError, match="not a line store"):
+        open_store(tmp_path / "nowhere")
+
+
+def test_decode_grey_handles_16bit_rgba_and_corrupt(tmp_path):
+    img16 = (np.arange(40 * 100).reshape(40, 100) % 65535).astype(np.uint16)
+    ok, b16 = cv2.imencode(".png", img16)
+    assert decode_grey(b16.tobytes(), "x").dtype == np.uint8
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[..., 3] = 0  # fully transparent -> white
+    ok, b = cv2.imencode(".png", rgba)
+    assert decode_grey(b.tobytes(), "x").min() == 255
+    with pytest.raises(InputError, match="f.png: cannot decode"):
+        decode_grey(b"not an image", "f.png")
