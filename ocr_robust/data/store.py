@@ -192,13 +192,16 @@ class FolderWriter:
         self.image_dir = image_dir
         self.path.mkdir(parents=True, exist_ok=True)
         self._labels = open(self.path / LABELS, "w", encoding="utf-8", newline="\n")
+        self._dirs: set[Path] = set()
         self.count = 0
 
     def add(self, name: str, text: str, image: bytes) -> None:
         _check_label(text)
         rel = f"{self.image_dir}/{name}"
         dest = self.path / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.parent not in self._dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(dest.parent)
         dest.write_bytes(image)
         self._labels.write(f"{rel}\t{text}\n")
         self.count += 1

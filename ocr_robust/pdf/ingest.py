@@ -33,6 +33,8 @@ from ..charset import Charset
 from ..data.store import open_writer
 from .degrade import degrade_page, parse_degrade
 
+AUTO_PARALLEL_PAGES = 24  # with --workers 0, fewer pages than this are ingested in-process
+
 # Characters the text layer may hold that read as something in the charset.
 NORMALISE = str.maketrans({
     "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st",
@@ -179,6 +181,10 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
     return res
 
 
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+
+
 def check_document(path: str) -> tuple[int, str | None]:
     """(page count, None) for a usable PDF, else (0, reason)."""
     if not os.path.isfile(path):
@@ -214,7 +220,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
             continue
         tasks += [(str(p), i, asdict(cfg)) for i in range(n)]
 
-    workers = cfg.workers or (os.cpu_count() or 1)
+    # Workers are spawned, not forked (a fork after OpenCV or torch started threads can
+    # deadlock); starting one costs about a second, so small jobs run in this process.
+    workers = cfg.workers or ((os.cpu_count() or 1) if len(tasks) >= AUTO_PARALLEL_PAGES else 1)
     workers = max(1, min(workers, len(tasks) or 1))
     summary: dict = {"out": cfg.out, "format": "lmdb" if cfg.lmdb else "folder", "files": len(pdfs),
                      "files_failed": files_failed, "pages": len(tasks), "pages_ok": 0, "pages_failed": {},
@@ -230,7 +238,8 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
             results = map(process_page, tasks)
             pool = None
         else:
-            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                       initializer=_worker_init)
             results = pool.map(process_page, tasks, chunksize=2)
         try:
             for r in results:

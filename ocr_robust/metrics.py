@@ -1,0 +1,107 @@
+"""Recognition metrics, one definition used everywhere (training, bench, benchmark reports).
+
+- word accuracy: ground-truth words matched in a word-level edit-distance alignment of
+  prediction to truth, divided by the number of ground-truth words (exact, case-sensitive);
+  ``word_acc_caseless`` is the same after lower-casing both;
+- CER: character edit distance (Levenshtein, ``editdistance``) / ground-truth characters;
+- line accuracy: share of lines read exactly.
+
+Words are whitespace-separated tokens. Sums are over the whole set (micro averages), so a
+long line weighs more than a short one. A line with no ground-truth text (a no-text image)
+adds nothing to the word and character totals; it counts for line accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+import editdistance
+
+
+def aligned_matches(pred: list[str], truth: list[str]) -> int:
+    """Number of truth tokens matched (equal and aligned) in a minimum edit-distance
+    alignment of ``pred`` to ``truth``; among minimum alignments, the one with most matches."""
+    n, m = len(truth), len(pred)
+    if n == 0 or m == 0:
+        return 0
+    # cost[i][j], matches[i][j]: best (min cost, then max matches) for truth[:i] vs pred[:j]
+    prev_c = list(range(m + 1))
+    prev_k = [0] * (m + 1)
+    for i in range(1, n + 1):
+        cur_c = [i] + [0] * m
+        cur_k = [0] * (m + 1)
+        t = truth[i - 1]
+        for j in range(1, m + 1):
+            same = pred[j - 1] == t
+            options = (
+                (prev_c[j - 1] + (0 if same else 1), -(prev_k[j - 1] + int(same))),  # match / substitute
+                (prev_c[j] + 1, -prev_k[j]),  # truth word deleted
+                (cur_c[j - 1] + 1, -cur_k[j - 1]),  # extra predicted word
+            )
+            c, negk = min(options)
+            cur_c[j], cur_k[j] = c, -negk
+        prev_c, prev_k = cur_c, cur_k
+    return prev_k[m]
+
+
+@dataclass
+class Scores:
+    lines: int = 0
+    words: int = 0
+    words_matched: int = 0
+    words_matched_caseless: int = 0
+    chars: int = 0
+    char_errors: int = 0
+    lines_exact: int = 0
+    empty_lines: int = 0  # ground truth empty (no-text images)
+    empty_read_as_text: int = 0  # ... read as non-empty: hallucinations
+    samples: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+    def add(self, pred: str, truth: str) -> None:
+        self.lines += 1
+        pw, tw = pred.split(), truth.split()
+        self.words += len(tw)
+        self.words_matched += aligned_matches(pw, tw)
+        self.words_matched_caseless += aligned_matches([w.lower() for w in pw], [w.lower() for w in tw])
+        self.chars += len(truth)
+        self.char_errors += editdistance.eval(pred, truth)
+        self.lines_exact += int(pred == truth)
+        if not truth.strip():
+            self.empty_lines += 1
+            self.empty_read_as_text += int(bool(pred.strip()))
+
+    def update(self, preds: Iterable[str], truths: Iterable[str]) -> "Scores":
+        for p, t in zip(preds, truths, strict=True):
+            self.add(p, t)
+        return self
+
+    @property
+    def word_acc(self) -> float:
+        return self.words_matched / self.words if self.words else float("nan")
+
+    @property
+    def word_acc_caseless(self) -> float:
+        return self.words_matched_caseless / self.words if self.words else float("nan")
+
+    @property
+    def cer(self) -> float:
+        return self.char_errors / self.chars if self.chars else float("nan")
+
+    @property
+    def line_acc(self) -> float:
+        return self.lines_exact / self.lines if self.lines else float("nan")
+
+    @property
+    def hallucination_rate(self) -> float:
+        return self.empty_read_as_text / self.empty_lines if self.empty_lines else float("nan")
+
+    def summary(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "samples"}
+        d.update(word_acc=self.word_acc, word_acc_caseless=self.word_acc_caseless, cer=self.cer,
+                 line_acc=self.line_acc, hallucination_rate=self.hallucination_rate)
+        return d
+
+
+def score(preds: Iterable[str], truths: Iterable[str]) -> Scores:
+    return Scores().update(preds, truths)
