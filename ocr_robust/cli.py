@@ -77,6 +77,82 @@ def cmd_convert(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(a: argparse.Namespace) -> int:
+    from .charset import Charset
+    from .models import REGISTRY, build_model, count_params, forward_flops
+
+    n = Charset.load("latin").num_classes
+    print(f"{'model':<14}{'params':>10}{'GFLOPs/line':>13}  channels, rnn hidden x layers (32x256 line, latin)")
+    for name, cfg in REGISTRY.items():
+        m = build_model(name, num_classes=n)
+        print(f"{name:<14}{count_params(m):>10,}{forward_flops(m, 256) / 1e9:>13.3f}  "
+              f"{cfg.channels}, {cfg.rnn_hidden} x {cfg.rnn_layers}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .training import TrainConfig, Trainer
+
+    over = {"data": a.data, "out": a.out, "val": a.val, "model": a.model, "mode": a.mode, "epochs": a.epochs,
+            "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device, "augment": a.augment,
+            "time_limit_min": a.time_limit, "charset": a.charset, "workers": a.workers}
+    if a.config:
+        cfg = TrainConfig.from_yaml(a.config, **over)
+    else:
+        cfg = TrainConfig(**{k: v for k, v in over.items() if v is not None})
+    if not cfg.data:
+        raise InputError("--data", "a line store to train on is required (--data or 'data:' in the config)")
+    trainer = Trainer(cfg, progress=not a.quiet)
+    for p in trainer.problems[:20]:
+        print(f"skipped: {p}", file=sys.stderr)
+    if trainer.problems:
+        print(f"{len(trainer.problems)} lines skipped (see above)", file=sys.stderr)
+    if a.resume and trainer.resume():
+        print(f"resuming {cfg.out} at epoch {trainer.epoch}")
+    r = trainer.fit()
+    print(f"trained {r['epochs']} epochs ({r['steps']} steps, {r['seconds']:.0f} s, stopped by {r['stopped']}); "
+          f"best validation word accuracy {100 * r['best_val_word_acc']:.2f}%; run in {cfg.out}")
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import bench, format_table
+
+    rows = bench(a.model, a.data, batch_size=a.batch_size, decoder=a.decoder)
+    print(format_table(rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import export
+
+    r = export(a.model, a.out, a.format)
+    p = r["parity"]
+    print(f"exported {a.model} to {r['out']}: {', '.join(r['files'])}; parity ONNX vs PyTorch: max |diff| "
+          f"{p['max_abs_diff']:.1e} (tolerance {p['tolerance']}), same greedy path: {p['same_greedy_path']}")
+    return 0
+
+
+def cmd_recognize(a: argparse.Namespace) -> int:
+    from .inference import Recognizer, read_image
+
+    rec = Recognizer(a.model, decoder=a.decoder, beam=a.beam,
+                     lexicon=set(Path(a.lexicon).read_text(encoding="utf-8").split()) if a.lexicon else None)
+    paths, images, failed = [], [], 0
+    for item in a.images:
+        try:
+            images.append(read_image(item))
+            paths.append(item)
+        except InputError as e:
+            print(f"ocr-robust recognize: {e}", file=sys.stderr)
+            failed += 1
+    for path, d in zip(paths, rec.recognize(images) if images else []):
+        print(f"{path}\t{d.text}\t{d.confidence:.3f}" if a.verbose else d.text)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocr-robust", description="Robust OCR line recognizers for real documents.")
     p.add_argument("--version", action="version", version=f"ocr-robust {__version__}")
@@ -116,6 +192,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", choices=["auto", "lmdb", "folder"], default="auto",
                    help="target format (auto: the other one)")
     s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("models", help="list the registered models with parameters and FLOPs per line")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("train", help="train a recognizer on a line store")
+    s.add_argument("--data", help="training line store (folder or LMDB)")
+    s.add_argument("--val", help="validation line store (default: a held-back share of --data)")
+    s.add_argument("--out", help="run folder")
+    s.add_argument("--config", help="YAML with TrainConfig fields; command-line flags override it")
+    s.add_argument("--model", help="crnn-small (default) or crnn-large")
+    s.add_argument("--mode", help="training mode (default natural)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--augment", type=float, help="augmentation strength, 0 to turn off")
+    s.add_argument("--time-limit", type=float, help="stop after this many minutes, keeping best and last")
+    s.add_argument("--charset")
+    s.add_argument("--device", help="auto (default), cpu, cuda")
+    s.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("bench", help="word accuracy, CER, line accuracy and speed on line stores")
+    s.add_argument("--model", required=True, help="a run folder or an export folder")
+    s.add_argument("--data", nargs="+", required=True, help="line stores (labels.tsv folders or LMDB)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
+    s.add_argument("--json", help="write the rows as JSON too")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("export", help="export a run for a service (ONNX + safetensors + model.json)")
+    s.add_argument("--model", required=True, help="run folder")
+    s.add_argument("--out", required=True)
+    s.add_argument("--format", default="onnx", choices=["onnx"])
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("recognize", help="read line images; one line of text per image")
+    s.add_argument("--model", required=True, help="a run folder or an export folder")
+    s.add_argument("images", nargs="+")
+    s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
+    s.add_argument("--beam", type=int, default=8)
+    s.add_argument("--lexicon", help="word list (whitespace-separated) to bias beam decoding")
+    s.add_argument("--verbose", "-v", action="store_true", help="print path, text and confidence")
+    s.set_defaults(func=cmd_recognize)
     return p
 
 

@@ -1,0 +1,41 @@
+"""``ocr-robust bench``: word accuracy, CER, line accuracy and speed of one model on line stores."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .data.dataset import LineDataset, decode_grey
+from .data.store import open_store
+from .inference import Recognizer
+from .metrics import Scores
+
+
+def bench(model: str | Path, data: list[str], batch_size: int = 64, decoder: str = "greedy",
+          recognizer: Recognizer | None = None) -> list[dict]:
+    rec = recognizer or Recognizer(model, decoder=decoder)
+    rows = []
+    for d in data:
+        ds = LineDataset(open_store(d), rec.charset)
+        images = [decode_grey(ds.store.image_bytes(i), f"{d}/{ds.store.name(i)}") for i in ds.indices]
+        t = time.perf_counter()
+        preds = rec.recognize(images, batch_size=batch_size)
+        dt = time.perf_counter() - t
+        s = Scores().update([p.text for p in preds], [ds.store.text(i) for i in ds.indices])
+        rows.append({"data": str(d), "lines": s.lines, "word_acc": s.word_acc, "word_acc_caseless": s.word_acc_caseless,
+                     "cer": s.cer, "line_acc": s.line_acc, "lines_per_s": s.lines / dt if dt else 0.0,
+                     "skipped": len(ds.problems), "problems": ds.problems[:20], "engine": rec.kind,
+                     "errors": [(t, p.text) for p, t in zip(preds, [ds.store.text(i) for i in ds.indices]) if p.text != t][:20]})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    head = f"{'data':<40}{'lines':>7}{'word acc':>10}{'caseless':>10}{'CER':>8}{'line acc':>10}{'lines/s':>9}"
+    out = [head, "-" * len(head)]
+    for r in rows:
+        name = r["data"] if len(r["data"]) <= 38 else "..." + r["data"][-35:]
+        out.append(f"{name:<40}{r['lines']:>7}{100 * r['word_acc']:>9.2f}%{100 * r['word_acc_caseless']:>9.2f}%"
+                   f"{100 * r['cer']:>7.2f}%{100 * r['line_acc']:>9.2f}%{r['lines_per_s']:>9.0f}")
+        if r["skipped"]:
+            out.append(f"  ({r['skipped']} lines skipped: {r['problems'][0]})")
+    return "\n".join(out)

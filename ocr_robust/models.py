@@ -1,0 +1,123 @@
+"""CRNN/CTC line recognizers, registered by name.
+
+Contract: input ``N x 1 x 32 x W`` float pixels in 0..255 (see ``ocr_robust.data.dataset``),
+output log-probabilities ``T x N x C`` with ``T = W // 4`` and class 0 the CTC blank. The
+model normalises its input itself, so attacks and the adversarial layer work in pixel space.
+
+The backbone is plain torch.nn (no torchvision). Height 32 is reduced to 1 by pooling and a
+final full-height convolution; width is reduced 4x, so a character of 8-16 px gets 2-4
+frames. ``crnn-small`` is built for CPU speed: the backbone dominates the cost, so its
+early, full-resolution layers are narrow and the width goes into the later, 4x-reduced
+layers where it buys accuracy per FLOP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .data.dataset import HEIGHT, PIXEL_MAX
+
+
+@dataclass
+class ModelConfig:
+    name: str = "crnn-small"
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 96])
+    rnn_hidden: int = 96
+    rnn_layers: int = 1
+    dropout: float = 0.1
+    height: int = HEIGHT
+    num_classes: int = 112  # charset size + 1 (blank)
+
+
+REGISTRY: dict[str, ModelConfig] = {
+    "crnn-small": ModelConfig("crnn-small", [16, 32, 64, 96], 96, 1, 0.1),
+    "crnn-large": ModelConfig("crnn-large", [32, 64, 128, 256], 192, 2, 0.2),
+}
+
+
+def conv_bn(cin: int, cout: int, k=3, s=1, p=1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class CRNN(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.height != 32:
+            raise ValueError("the CRNN backbone is built for input height 32")
+        self.cfg = cfg
+        c1, c2, c3, c4 = cfg.channels
+        self.backbone = nn.Sequential(
+            conv_bn(1, c1), nn.MaxPool2d(2, 2),  # 16 x W/2
+            conv_bn(c1, c2), nn.MaxPool2d(2, 2),  # 8 x W/4
+            conv_bn(c2, c3), conv_bn(c3, c3), nn.MaxPool2d((2, 1), (2, 1)),  # 4 x W/4
+            conv_bn(c3, c4), conv_bn(c4, c4), nn.MaxPool2d((2, 1), (2, 1)),  # 2 x W/4
+            conv_bn(c4, c4, k=(2, 3), p=(0, 1)),  # 1 x W/4
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = nn.LSTM(c4, cfg.rnn_hidden, num_layers=cfg.rnn_layers, bidirectional=True,
+                           dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0)
+        self.head = nn.Linear(2 * cfg.rnn_hidden, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x / PIXEL_MAX - 0.5) / 0.5
+        f = self.backbone(x)  # N x C x 1 x T
+        f = f.squeeze(2).permute(2, 0, 1)  # T x N x C
+        f, _ = self.rnn(self.dropout(f))
+        return self.head(self.dropout(f)).log_softmax(-1)
+
+    @staticmethod
+    def output_lengths(widths: torch.Tensor) -> torch.Tensor:
+        """Frames each line of a given (unpadded) input width really has."""
+        return torch.clamp(widths // 4, min=1)
+
+
+def build_model(name_or_cfg: str | ModelConfig | dict, num_classes: int | None = None) -> CRNN:
+    if isinstance(name_or_cfg, str):
+        if name_or_cfg not in REGISTRY:
+            raise ValueError(f"unknown model {name_or_cfg!r}; choose from {', '.join(REGISTRY)}")
+        cfg = ModelConfig(**asdict(REGISTRY[name_or_cfg]))
+    elif isinstance(name_or_cfg, dict):
+        cfg = ModelConfig(**name_or_cfg)
+    else:
+        cfg = name_or_cfg
+    if num_classes is not None:
+        cfg.num_classes = num_classes
+    return CRNN(cfg)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def forward_flops(model: CRNN, width: int = 256) -> int:
+    """Multiply-accumulates x 2 of one forward pass on a 32 x ``width`` line (conv, linear, LSTM)."""
+    flops = 0
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        nonlocal flops
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        flops += 2 * out.numel() * k
+
+    def lin_hook(m: nn.Linear, inp, out):
+        nonlocal flops
+        flops += 2 * out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(lin_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.full((1, 1, HEIGHT, width), 255.0))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    T = out.shape[0]
+    r = model.rnn
+    for layer in range(r.num_layers):
+        inp = r.input_size if layer == 0 else 2 * r.hidden_size
+        # 4 gates: input and recurrent matmuls, both directions
+        flops += 2 * 2 * T * 4 * r.hidden_size * (inp + r.hidden_size)
+    return flops

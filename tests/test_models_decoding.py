@@ -1,0 +1,75 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ocr_robust.charset import Charset
+from ocr_robust.decoding import beam_search, decode, greedy, greedy_batch
+from ocr_robust.models import REGISTRY, build_model, count_params, forward_flops
+
+CS = Charset(list("abc"))  # a=1 b=2 c=3, blank=0
+
+
+def frames(*rows):
+    """Log-probs from rows of per-class probabilities (blank, a, b, c)."""
+    p = np.array(rows, dtype=np.float64)
+    return np.log(p / p.sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_forward_backward_on_variable_widths_reaches_every_parameter(name):
+    torch.manual_seed(0)
+    m = build_model(name, num_classes=10)
+    for w in (4, 37, 128):  # including a width that is not a multiple of 4
+        x = torch.rand(3, 1, 32, w) * 255
+        out = m(x)
+        assert out.shape == (w // 4, 3, 10)
+        assert torch.allclose(out.exp().sum(-1), torch.ones(w // 4, 3), atol=1e-4)
+    m.zero_grad()
+    x = torch.rand(2, 1, 32, 64) * 255
+    out = m(x)
+    loss = torch.nn.functional.ctc_loss(out, torch.tensor([1, 2, 3, 4]), torch.tensor([16, 16]), torch.tensor([2, 2]))
+    loss.backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+    assert count_params(m) > 0 and forward_flops(m, 256) > 1e6
+
+
+def test_small_model_is_cheaper_than_large():
+    s, l = build_model("crnn-small"), build_model("crnn-large")
+    assert forward_flops(s) < forward_flops(l) / 3 and count_params(s) < count_params(l)
+
+
+def test_greedy_collapses_repeats_and_drops_blanks():
+    lp = frames([.1, .8, .05, .05], [.1, .8, .05, .05], [.8, .1, .05, .05], [.1, .8, .05, .05], [.05, .05, .85, .05])
+    d = greedy(lp, CS)
+    assert d.text == "aab"
+    assert d.confidence == pytest.approx(.8 * .8 * .8 * .8 * .85)
+    (b,) = greedy_batch(torch.tensor(lp)[:, None, :], [3], CS)
+    assert b.text == "a"
+
+
+def test_beam_search_sums_alignments_where_greedy_does_not():
+    # Best path is blank-blank ("", p=.36) but "a" has total mass .64 over three alignments.
+    lp = frames([.6, .4, 0.0001, 0.0001], [.6, .4, 0.0001, 0.0001])
+    assert greedy(lp, CS).text == ""
+    cands = beam_search(lp, CS, beam=4)
+    assert cands[0][0] == "a"
+    assert math.exp(cands[0][1]) == pytest.approx(.4 * .4 + .4 * .6 + .6 * .4, rel=1e-3)
+    assert decode(lp, CS, "beam").text == "a"
+
+
+def test_beam_keeps_repeated_characters_apart_only_with_a_blank():
+    lp = frames([.01, .98, .005, .005], [.98, .01, .005, .005], [.01, .98, .005, .005])
+    assert beam_search(lp, CS, beam=4)[0][0] == "aa"
+    lp2 = frames([.01, .98, .005, .005], [.01, .98, .005, .005])
+    assert beam_search(lp2, CS, beam=4)[0][0] == "a"
+
+
+def test_lexicon_biasing_prefers_and_corrects_to_known_words():
+    cs = Charset(list("abc "))
+    # frames read "cab" or "cb" (b b collapses): b slightly ahead of a at frame 2
+    lp = frames([.01, .01, .01, .96, .01], [.02, .45, .50, .01, .02], [.01, .01, .96, .01, .01])
+    assert decode(lp, cs, "beam").text == "cb"
+    assert decode(lp, cs, "beam", lexicon={"cab"}).text == "cab"

@@ -1,0 +1,111 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ocr_robust.bench import bench
+from ocr_robust.cli import main
+from ocr_robust.data.dataset import LineDataset, decode_grey
+from ocr_robust.data.store import FolderStore, FolderWriter
+from ocr_robust.errors import InputError
+from ocr_robust.export import export
+from ocr_robust.inference import Recognizer
+from ocr_robust.training import TrainConfig, Trainer, load_run
+
+
+@pytest.fixture(scope="module")
+def tiny_store(lines_store, tmp_path_factory):
+    """The first 24 short lines of the generated corpus."""
+    src = FolderStore(lines_store)
+    out = tmp_path_factory.mktemp("tiny")
+    with FolderWriter(out) as w:
+        k = 0
+        for i in range(len(src)):
+            if len(src.text(i)) <= 20 and k < 24:
+                w.add(f"{k}.png", src.text(i), src.image_bytes(i))
+                k += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(out), epochs=12, batch_size=8, lr=3e-3,
+                      augment=0.0, seed=1)
+    result = Trainer(cfg, progress=False).fit()
+    return out, result
+
+
+def test_few_steps_lower_the_loss_and_write_a_run(tiny_run):
+    out, r = tiny_run
+    losses = [h["loss"] for h in r["history"]]
+    assert r["epochs"] == 12 and r["steps"] == 36
+    assert losses[-1] < 0.7 * losses[0]
+    for f in ("config.yaml", "charset.txt", "best.safetensors", "last.safetensors", "last.state.pt", "metrics.jsonl"):
+        assert (out / f).is_file()
+    model, charset, cfg = load_run(out)
+    assert cfg["mode"] == "natural" and charset.num_classes == model.cfg.num_classes
+
+
+def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(tiny_run, tiny_store, tmp_path):
+    out, _ = tiny_run
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "run"), epochs=12, batch_size=8,
+                      lr=3e-3, augment=0.0, seed=1)
+    assert Trainer(cfg, progress=False).fit(max_epochs=5)["epochs"] == 5
+    t = Trainer(cfg, progress=False)
+    assert t.resume() and t.epoch == 5 and t.step == 15
+    r = t.fit()
+    assert r["epochs"] == 12 and r["steps"] == 36
+    from safetensors.torch import load_file
+    a, b = load_file(str(out / "last.safetensors")), load_file(str(tmp_path / "run" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = TrainConfig(**{**cfg.__dict__, "epochs": 20})
+    with pytest.raises(InputError, match="resume with the run's own epochs"):
+        Trainer(other, progress=False).resume()
+
+
+def test_export_parity_and_recognize_agree_with_pytorch(tiny_run, tiny_store, tmp_path):
+    out, _ = tiny_run
+    r = export(out, tmp_path / "exp")
+    assert r["parity"]["max_abs_diff"] < 1e-3 and r["parity"]["same_greedy_path"]
+    meta = json.loads((tmp_path / "exp" / "model.json").read_text())
+    assert meta["input"]["height"] == 32 and meta["charset"][0] == " " and meta["blank"] == 0
+    store = FolderStore(tiny_store)
+    images = [decode_grey(store.image_bytes(i), "x") for i in range(len(store))]
+    a = Recognizer(out).recognize(images)
+    b = Recognizer(tmp_path / "exp").recognize(images)
+    assert [d.text for d in a] == [d.text for d in b]
+    assert all(abs(x.confidence - y.confidence) < 1e-3 for x, y in zip(a, b))
+    from ocr_robust.data.dataset import pad_batch, resize_to_height
+    batch, _ = pad_batch([resize_to_height(im) for im in images[:8]])
+    ra, rb = Recognizer(out), Recognizer(tmp_path / "exp")
+    assert np.allclose(ra.logprobs(batch), rb.logprobs(batch), atol=1e-3)
+
+
+def test_bench_and_recognize_from_the_command_line(tiny_run, tiny_store, tmp_path, capsys):
+    out, _ = tiny_run
+    assert main(["bench", "--model", str(out), "--data", str(tiny_store), "--json", str(tmp_path / "b.json")]) == 0
+    table = capsys.readouterr().out
+    assert "word acc" in table and str(tiny_store)[-20:] in table
+    (row,) = json.loads((tmp_path / "b.json").read_text())
+    assert row["lines"] == 24 and 0 <= row["word_acc"] <= 1 and row["lines_per_s"] > 0
+    img = FolderStore(tiny_store).path / FolderStore(tiny_store).name(0)
+    assert main(["recognize", "--model", str(out), str(img), str(img)]) == 0
+    assert capsys.readouterr().out.count("\n") == 2  # one line per image, even when it reads nothing
+    rc = main(["recognize", "--model", str(tmp_path), str(img)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a model: expected a training run" in err
+
+
+def test_train_command_reports_skipped_lines(tiny_store, tmp_path, capsys):
+    import shutil
+    data = tmp_path / "d"
+    shutil.copytree(tiny_store, data)
+    with open(data / "labels.tsv", "a", encoding="utf-8") as f:
+        f.write("images/0.png\tStraße\nimages/nope.png\tmissing\n")
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", "--quiet", "--augment", "0"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "2 lines skipped" in err and "labels.tsv:26" in err and "'ß'" in err
