@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pymupdf
 
+from .select import resolve_names
+
 
 @dataclass(frozen=True)
 class FontFace:
@@ -103,24 +105,7 @@ def font_lists() -> dict[str, list[str]]:
 
 def resolve_fonts(spec: str | list[str] | None) -> list[str]:
     """Face keys from names and/or list names, e.g. ``"train"`` or ``"times,mono"``."""
-    if spec is None:
-        spec = "train"
-    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    faces, lists = all_faces(), font_lists()
-    out: list[str] = []
-    for item in items:
-        if item in lists:
-            out.extend(lists[item])
-        elif item in faces:
-            out.append(item)
-        else:
-            raise ValueError(
-                f"unknown font or font list {item!r}; lists: {', '.join(lists)}; faces: {', '.join(faces)}"
-            )
-    out = list(dict.fromkeys(out))
-    if not out:
-        raise ValueError(f"font selection {spec!r} is empty on this machine")
-    return out
+    return resolve_names("train" if spec is None else spec, all_faces(), font_lists(), "font")
 
 
 @lru_cache(maxsize=None)

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import pymupdf
 
+from .select import resolve_names
+
 Box = tuple[float, float, float, float]
 Params = dict[str, Any]
 
@@ -267,16 +269,5 @@ def style_lists() -> dict[str, list[str]]:
 
 def resolve_styles(spec: str | list[str] | None) -> list[str]:
     """Style names from names and/or list names (``train``, ``heldout``, ``all``, ``none``)."""
-    if spec is None:
-        spec = "train"
-    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    lists = style_lists()
-    out: list[str] = []
-    for item in items:
-        if item in lists:
-            out.extend(lists[item])
-        elif item in STYLES:
-            out.append(item)
-        else:
-            raise ValueError(f"unknown watermark style or list {item!r}; lists: {', '.join(lists)}; styles: {', '.join(STYLES)}")
-    return list(dict.fromkeys(out))
+    return resolve_names("train" if spec is None else spec, STYLES, style_lists(), "watermark style",
+                         allow_empty=True)
