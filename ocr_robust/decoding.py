@@ -1,9 +1,10 @@
 """CTC decoding: greedy, prefix beam search, optional lexicon biasing; per-line confidence.
 
 Input is one line's log-probabilities ``T x C`` (class 0 = blank) as a torch tensor or
-NumPy array. Confidence is the probability of the decoded path: for greedy decoding the
-product of the chosen frames' probabilities, for beam search the total probability of the
-best prefix (summed over its alignments), both as a number in 0..1.
+NumPy array. Confidence is the per-frame geometric mean of the decoded result's
+probability, ``exp(log p / T)``, so that it is comparable between short and long lines:
+for greedy decoding ``p`` is the probability of the best path, for beam search the total
+probability of the best prefix (summed over its alignments). A number in 0..1.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def greedy(logp, charset: Charset) -> Decoded:
         if k != prev and k != BLANK:
             ids.append(int(k))
         prev = k
-    return Decoded(charset.decode(ids), math.exp(score))
+    return Decoded(charset.decode(ids), math.exp(score / max(1, len(best))))
 
 
 def greedy_batch(logp, lengths: Sequence[int], charset: Charset) -> list[Decoded]:
@@ -123,6 +124,7 @@ def decode(logp, charset: Charset, method: str = "greedy", beam: int = 8, lexico
     if method not in ("greedy", "beam"):
         raise ValueError(f"unknown decoder {method!r}: greedy or beam")
     cands = beam_search(logp, charset, beam=beam)
+    conf = math.exp(cands[0][1] / max(1, len(_np(logp))))
     if lexicon:
-        return Decoded(apply_lexicon(cands, lexicon), math.exp(cands[0][1]))
-    return Decoded(cands[0][0], math.exp(cands[0][1]))
+        return Decoded(apply_lexicon(cands, lexicon), conf)
+    return Decoded(cands[0][0], conf)
