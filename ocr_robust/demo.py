@@ -35,11 +35,11 @@ class Stages:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ocr_robust.demo")
     ap.add_argument("--out", default="demo-output")
-    ap.add_argument("--train-pages", type=int, default=60)
+    ap.add_argument("--train-pages", type=int, default=120)
     ap.add_argument("--test-pages", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--time-limit", type=float, default=12.0, help="training budget in minutes")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--time-limit", type=float, default=17.0, help="training budget in minutes")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if out.exists():

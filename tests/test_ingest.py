@@ -1,6 +1,5 @@
 import collections
 import json
-import random
 
 import cv2
 import numpy as np

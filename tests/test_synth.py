@@ -1,6 +1,5 @@
 import hashlib
 import json
-import random
 
 import numpy as np
 import pymupdf

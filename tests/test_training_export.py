@@ -1,14 +1,11 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from ocr_robust.bench import bench
 from ocr_robust.cli import main
-from ocr_robust.data.dataset import LineDataset, decode_grey
+from ocr_robust.data.dataset import decode_grey
 from ocr_robust.data.store import FolderStore, FolderWriter
 from ocr_robust.errors import InputError
 from ocr_robust.export import export
