@@ -106,3 +106,13 @@ def test_train_command_reports_skipped_lines(tiny_store, tmp_path, capsys):
     rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", "--quiet", "--augment", "0"])
     err = capsys.readouterr().err
     assert rc == 0 and "2 lines skipped" in err and "labels.tsv:26" in err and "'ß'" in err
+
+
+def test_shipped_configs_load_and_bad_keys_name_the_file(tmp_path):
+    from pathlib import Path
+    for f in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
+        cfg = TrainConfig.from_yaml(f, data="x")
+        assert cfg.model in ("crnn-small", "crnn-large") and cfg.data == "x"
+    (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"bad.yaml: unknown config keys: learning_rate"):
+        TrainConfig.from_yaml(tmp_path / "bad.yaml")
