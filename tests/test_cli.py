@@ -33,5 +33,7 @@ def test_cli_errors_are_one_line_naming_the_file(tmp_path, capsys):
 
 
 def test_console_script_is_installed():
-    r = subprocess.run([sys.executable, "-m", "ocr_robust.cli", "synth", "--list"], capture_output=True, text=True)
+    from pathlib import Path
+    script = Path(sys.executable).parent / "ocr-robust"  # installed by setup.cfg's console_scripts
+    r = subprocess.run([str(script), "synth", "--list"], capture_output=True, text=True)
     assert r.returncode == 0 and "heldout" in r.stdout and "diagonal" in r.stdout

@@ -185,23 +185,24 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
 
 
-def check_document(path: str) -> tuple[int, str | None]:
-    """(page count, None) for a usable PDF, else (0, reason)."""
+def check_document(path: str) -> tuple[int, str | None, bool]:
+    """(page count, None, repaired) for a usable PDF, else (0, reason, False); ``repaired``
+    says MuPDF had to rebuild a damaged file's structure to open it."""
     if not os.path.isfile(path):
-        return 0, "no such file"
+        return 0, "no such file", False
     try:
         doc = pymupdf.open(path)
     except Exception as e:
-        return 0, f"not a readable PDF ({type(e).__name__}: {e})"
+        return 0, f"not a readable PDF ({type(e).__name__}: {e})", False
     try:
         if not doc.is_pdf:
-            return 0, "not a PDF"
+            return 0, "not a PDF", False
         if doc.needs_pass:
-            return 0, "encrypted (password required)"
+            return 0, "encrypted (password required)", False
         n = doc.page_count
         if n == 0:
-            return 0, "has no pages"
-        return n, None
+            return 0, "has no pages", False
+        return n, None, bool(doc.is_repaired)
     finally:
         doc.close()
 
@@ -213,11 +214,14 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     parse_degrade(cfg.degrade)
     files_failed: list[dict] = []
     tasks: list[tuple[str, int, dict]] = []
+    repaired: set[str] = set()
     for p in pdfs:
-        n, why = check_document(str(p))
+        n, why, was_repaired = check_document(str(p))
         if why:
             files_failed.append({"file": str(p), "reason": why})
             continue
+        if was_repaired:
+            repaired.add(str(p))
         tasks += [(str(p), i, asdict(cfg)) for i in range(n)]
 
     # Workers are spawned, not forked (a fork after OpenCV or torch started threads can
@@ -263,7 +267,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     # A file none of whose pages has text is reported as a file, not page by page.
     for f, errs in page_errors.items():
         if text_pages[f] == 0 and seen_pages[f] == len(errs):
-            files_failed.append({"file": f, "reason": "image-only PDF: no page has a text layer"})
+            reason = ("damaged PDF (truncated or corrupt; MuPDF rebuilt its structure) with no readable text"
+                      if f in repaired else "image-only PDF: no page has a text layer")
+            files_failed.append({"file": f, "reason": reason})
         else:
             summary["page_failures"].extend(errs)
     page_fail = Counter(e["reason"] for e in summary["page_failures"])
