@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 DEMO := demo-output
 
-.PHONY: setup test demo bench-ingest clean
+.PHONY: setup test demo bench-ingest bench-defences clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ demo: setup
 
 bench-ingest: setup
 	$(PY) benchmarks/bench_ingest.py
+
+# the training modes compared; needs the demo's data and run (make demo first)
+bench-defences: setup
+	$(PY) benchmarks/bench_defences.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -89,16 +89,34 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def parse_options(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` strings -> dict, values read as YAML scalars (``4``, ``0.5``, ``linf``,
+    ``4/255`` stays a string and is parsed by the mode)."""
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .training import TrainConfig, Trainer
 
     over = {"data": a.data, "out": a.out, "val": a.val, "model": a.model, "mode": a.mode, "epochs": a.epochs,
             "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device, "augment": a.augment,
-            "time_limit_min": a.time_limit, "charset": a.charset, "workers": a.workers}
+            "time_limit_min": a.time_limit, "charset": a.charset, "workers": a.workers, "init_from": a.init,
+            "notext_rate": a.notext_rate, "sampler": a.sampler, "stop_loss_patience": a.stop_loss_patience,
+            "stop_val_patience": a.stop_val_patience, "stop_easy_share": a.stop_easy_share,
+            "report_images": a.report_images}
     if a.config:
         cfg = TrainConfig.from_yaml(a.config, **over)
     else:
         cfg = TrainConfig(**{k: v for k, v in over.items() if v is not None})
+    cfg.mode_options = {**cfg.mode_options, **parse_options(a.opt)}
     if not cfg.data:
         raise InputError("--data", "a line store to train on is required (--data or 'data:' in the config)")
     trainer = Trainer(cfg, progress=not a.quiet)
@@ -109,8 +127,34 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.resume and trainer.resume():
         print(f"resuming {cfg.out} at epoch {trainer.epoch}")
     r = trainer.fit()
+    if r["stopped"].startswith(("signal", "stop file")):
+        print(f"stopped by {r['stopped']} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}; checkpoint "
+              f"saved: continue with --resume")
+        return 0
     print(f"trained {r['epochs']} epochs ({r['steps']} steps, {r['seconds']:.0f} s, stopped by {r['stopped']}); "
           f"best validation word accuracy {100 * r['best_val_word_acc']:.2f}%; run in {cfg.out}")
+    return 0
+
+
+def cmd_attack(a: argparse.Namespace) -> int:
+    from .adversarial.evaluate import attack_store, format_rows
+    from .inference import load_torch_model
+    from .training import pick_device
+
+    device = pick_device(a.device)
+    model, charset, info = load_torch_model(a.model, device)
+    rows = []
+    for d in a.data:
+        for k, eps in enumerate(a.eps.split(",")):
+            ex = Path(a.save_examples) / f"{Path(d).name}-{a.attack}-{k}" if a.save_examples else None
+            rows.append(attack_store(model, charset, d, a.attack, eps.strip() or None, a.norm, a.steps, a.step_size,
+                                     a.restarts, a.limit, a.batch_size, a.seed, device, ex))
+    print(f"model {a.model} (trained {info['mode']}), white-box {a.attack}:")
+    print(format_rows(rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    if a.save_examples:
+        print(f"example pages: {a.save_examples}/*/index.html")
     return 0
 
 
@@ -212,8 +256,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
     s.add_argument("--seed", type=int)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="a training-mode option, e.g. --opt norm=linf --opt eps=8/255 (repeatable)")
+    s.add_argument("--init", help="start from the weights of this run or export (fine-tuning)")
+    s.add_argument("--notext-rate", type=float, help="no-text images per line in a batch (default 0.05 realtime, else 0)")
+    s.add_argument("--sampler", choices=["auto", "bucket", "hard"], help="hard: hard-example sampling (auto: realtime)")
+    s.add_argument("--stop-loss-patience", type=int, help="stop after this many epochs without a lower loss")
+    s.add_argument("--stop-val-patience", type=int, help="stop after this many epochs without a better validation")
+    s.add_argument("--stop-easy-share", type=float,
+                   help="attack all validation lines each epoch; stop once this share is still read right")
+    s.add_argument("--report-images", type=int, help="lines on each epoch's adversarial validation page (0: none)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("attack", help="robust accuracy under white-box attacks (FGSM, PGD, targeted confusable)")
+    s.add_argument("--model", required=True, help="a run folder or an export folder")
+    s.add_argument("--data", nargs="+", required=True, help="line stores")
+    s.add_argument("--attack", default="pgd", choices=["fgsm", "pgd", "confusable"])
+    s.add_argument("--eps", default="4/255", help="budget(s) in 0..1 units, comma-separated: 1/255,2/255,4/255")
+    s.add_argument("--norm", default="linf", choices=["linf", "l2"])
+    s.add_argument("--steps", type=int, default=10)
+    s.add_argument("--step-size", help="step size in 0..1 units (default: 2.5 eps / steps for PGD)")
+    s.add_argument("--restarts", type=int, default=1, help="PGD random restarts (the worst case is kept)")
+    s.add_argument("--limit", type=int, help="attack only the first N lines of each store")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--save-examples", help="folder for example pages (original, adversarial, perturbation)")
+    s.add_argument("--json", help="write the rows as JSON too")
+    s.set_defaults(func=cmd_attack)
 
     s = sub.add_parser("bench", help="word accuracy, CER, line accuracy and speed on line stores")
     s.add_argument("--model", required=True, help="a run folder or an export folder")

@@ -77,6 +77,28 @@ class Recognizer:
         return out  # type: ignore[return-value]
 
 
+def load_torch_model(path: str | Path, device: str | torch.device = "cpu"):
+    """(model in eval mode, charset, description) from a run folder or an export folder;
+    weights from safetensors only. Attacks need this: they differentiate the model."""
+    from safetensors.torch import load_file
+
+    from .models import build_model
+    from .training import load_run
+
+    p = Path(path)
+    if model_kind(p) == "run":
+        model, charset, cfg = load_run(p, "best", device)
+        return model, charset, {"kind": "run", "mode": cfg.get("mode", "natural")}
+    try:
+        meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
+        charset = Charset(meta["charset"], name=meta.get("charset_name", "export"))
+        model = build_model(meta["model"])
+        model.load_state_dict(load_file(str(p / meta.get("weights", WEIGHTS_FILE)), device="cpu"))
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise InputError(p, f"cannot load the export's PyTorch weights: {e}") from None
+    return model.to(device).eval(), charset, {"kind": "export", "mode": meta.get("training_mode", "natural")}
+
+
 def read_image(path: str | Path) -> np.ndarray:
     from .data.dataset import decode_grey
 
@@ -91,4 +113,4 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-__all__ = ["Recognizer", "model_kind", "read_image", "HEIGHT"]
+__all__ = ["Recognizer", "model_kind", "read_image", "load_torch_model", "HEIGHT"]

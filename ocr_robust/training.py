@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,7 +25,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Subset
@@ -32,9 +32,13 @@ from tqdm import tqdm
 
 from .augment import Augment
 from .charset import Charset
+from .adversarial.modes import ADVERSARIAL_MODES, per_sample
 from .data.dataset import BucketBatchSampler, LineDataset, collate
+from .data.notext import add_notext
+from .data.sampler import HardExampleSampler
 from .decoding import greedy_batch
 from .errors import InputError
+from .losses import ctc_per_line
 from .metrics import Scores
 from .models import CRNN, build_model
 
@@ -53,6 +57,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.1  # share of steps warming up (one-cycle)
+    schedule: str = "onecycle"  # onecycle (warm-up, cosine) | constant (lr throughout: fine-tuning, time budgets)
     grad_clip: float = 5.0
     augment: float = 1.0  # augmentation strength, 0 = off
     max_width: int = 1200
@@ -62,6 +67,18 @@ class TrainConfig:
     workers: int = 0
     time_limit_min: float | None = None  # stop after this many minutes (best/last kept)
     mode_options: dict = field(default_factory=dict)
+    init_from: str | None = None  # start from the weights of a run or an export (fine-tuning)
+    notext_rate: float | None = None  # no-text images per line in a batch; None: 0.05 realtime, else 0
+    sampler: str = "auto"  # bucket | hard (hard-example sampling); auto: hard for realtime
+    hard_extra: float = 0.25  # hard sampler: extra draws per epoch, as a share of the lines
+    # stop criteria (METHODS.md S8), besides the number of epochs; None = off
+    stop_loss_patience: int | None = None  # epochs without the training loss improving
+    stop_val_patience: int | None = None  # epochs without the validation word accuracy improving
+    stop_min_delta: float = 1e-3  # what counts as an improvement for the two above
+    stop_easy_share: float | None = None  # attack all validation lines each epoch; stop at this share read right
+    val_attack: dict = field(default_factory=dict)  # settings of that attack (default: the mode's adversary)
+    report_images: int = 16  # lines on each epoch's adversarial validation page (0 = no page)
+    max_bad_steps: int = 20  # non-finite losses/gradients in a row that stop the run
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -89,13 +106,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def ctc_loss(logp: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Mean CTC loss per line (normalised by target length, as torch's 'mean')."""
-    lengths = CRNN.output_lengths(batch["widths"]).to(logp.device)
-    return F.ctc_loss(logp.float(), batch["targets"].to(logp.device), lengths, batch["target_lengths"].to(logp.device),
-                      blank=0, reduction="mean", zero_infinity=True)
-
-
 @dataclass
 class StepContext:
     device: torch.device
@@ -104,6 +114,9 @@ class StepContext:
     step: int
     charset: Charset
     options: dict[str, Any]
+    seed: int = 0
+    feedback: bool = False  # the mode should return per-line losses and correctness
+    replay: int = 0  # for modes that replay a batch (free-at)
 
 
 class TrainingMode(Protocol):
@@ -125,18 +138,22 @@ class NaturalMode:
         x = batch["images"].to(ctx.device, non_blocking=True)
         with torch.autocast(ctx.device.type, enabled=ctx.amp and ctx.device.type == "cuda"):
             logp = model(x)
-        loss = ctc_loss(logp, batch)
+        losses = ctc_per_line(logp, batch["targets"], batch["target_lengths"], batch["widths"])
+        loss = losses.mean()
         loss.backward()
-        return {"loss": float(loss.detach())}
+        return per_sample({"loss": float(loss.detach())}, losses, logp, batch, ctx)
 
 
-MODES: dict[str, type] = {"natural": NaturalMode}
+MODES: dict[str, type] = {"natural": NaturalMode, **ADVERSARIAL_MODES}
 
 
 def make_mode(name: str, options: dict) -> TrainingMode:
     if name not in MODES:
         raise ValueError(f"unknown training mode {name!r}; available: {', '.join(MODES)}")
-    return MODES[name](**options)
+    try:
+        return MODES[name](**options)
+    except TypeError as e:
+        raise ValueError(f"training mode {name!r}: bad options {options}: {e}") from None
 
 
 @torch.no_grad()
@@ -187,7 +204,46 @@ def _np_state() -> dict:
             "cached": float(cached)}
 
 
+class _StopRequests:
+    """SIGINT/SIGTERM during training: finish the current step, save, and stop."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "_StopRequests":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: no signal handling
+            self._old = {}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        print(f"\n{self.signal}: finishing the current step, then saving a checkpoint", flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+
+STOP_FILE = "STOP"
+
+
 class Trainer:
+    """Trains ``cfg.model`` in ``cfg.mode`` on ``cfg.data``; see :class:`TrainConfig`.
+
+    Per batch: no-text images are appended (``notext_rate``), the mode computes the
+    weights' gradient (``replays`` times for modes that replay a batch), the Trainer clips
+    it, skips the step if it is not finite, and steps the optimizer and the schedule; the
+    per-line losses go back to the hard-example sampler. A file named ``STOP`` in the run
+    folder, SIGINT or SIGTERM end the run after the current step with a checkpoint from
+    which ``resume()`` continues at the next batch.
+    """
+
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg = cfg
         self.progress = progress
@@ -214,19 +270,55 @@ class Trainer:
         widths = full.widths()
         if isinstance(self.train_ds, Subset):
             widths = [widths[i] for i in self.train_ds.indices]
-        self.sampler = BucketBatchSampler(widths, cfg.batch_size, shuffle=True, seed=cfg.seed)
-        self.loader = DataLoader(self.train_ds, batch_sampler=self.sampler, collate_fn=collate,
-                                 num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+            self._position = {idx: pos for pos, idx in enumerate(self.train_ds.indices)}
+        else:
+            self._position = None
+        kind = cfg.sampler if cfg.sampler != "auto" else ("hard" if cfg.mode == "realtime" else "bucket")
+        if kind == "hard":
+            self.sampler = HardExampleSampler(widths, cfg.batch_size, seed=cfg.seed, extra=cfg.hard_extra)
+        elif kind == "bucket":
+            self.sampler = BucketBatchSampler(widths, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        else:
+            raise ValueError(f"sampler must be auto, bucket or hard, got {cfg.sampler!r}")
+        self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else (0.05 if cfg.mode == "realtime" else 0.0)
         self.model = build_model(cfg.model, num_classes=self.charset.num_classes).to(self.device)
+        if cfg.init_from:
+            self._init_weights(cfg.init_from)
         self.mode = make_mode(cfg.mode, cfg.mode_options)
+        self.replays = int(getattr(self.mode, "replays", 1))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = max(1, cfg.epochs * len(self.sampler))
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=total,
-                                                         pct_start=cfg.warmup, anneal_strategy="cos")
+        total = max(4, cfg.epochs * len(self.sampler) * self.replays)  # OneCycleLR needs 2 steps per phase
+        warmup = min(max(cfg.warmup, 2.0 / total), 0.5)
+        if cfg.schedule == "onecycle":
+            self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=total,
+                                                             pct_start=warmup, anneal_strategy="cos")
+        elif cfg.schedule == "constant":
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda _: 1.0)
+            self.sched.total_steps = total
+        else:
+            raise ValueError(f"schedule must be onecycle or constant, got {cfg.schedule!r}")
         self.epoch = 0
         self.step = 0
         self.best = -1.0
         self.history: list[dict] = []
+        self.batch_in_epoch = 0  # batches of the current epoch already done (a mid-epoch checkpoint)
+        self._epoch_batches: list[list[int]] | None = None
+        self.best_loss = math.inf
+        self.since_loss = self.since_val = 0  # epochs without improvement
+        self.bad_steps = 0  # non-finite steps skipped in total
+
+    def _init_weights(self, path: str) -> None:
+        from safetensors.torch import load_file as _load
+
+        p = Path(path)
+        weights = p if p.suffix == ".safetensors" else next(
+            (q for q in (p / "best.safetensors", p / "model.safetensors") if q.is_file()), None)
+        if weights is None or not weights.is_file():
+            raise InputError(p, "init_from: expected a run folder, an export folder or a .safetensors file")
+        try:
+            self.model.load_state_dict(_load(str(weights), device=str(self.device)))
+        except Exception as e:
+            raise InputError(weights, f"init_from: the weights do not fit model {self.cfg.model!r}: {e}") from None
 
     # --- checkpoints ----------------------------------------------------------------
     def _save_config(self) -> None:
@@ -244,9 +336,17 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "best": self.best, "history": json.dumps(self.history),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "rng_torch": torch.get_rng_state(), "rng_numpy": _np_state(), "rng_python": list(random.getstate()[1]),
+            "batch_in_epoch": self.batch_in_epoch, "best_loss": self.best_loss, "since_loss": self.since_loss,
+            "since_val": self.since_val, "bad_steps": self.bad_steps,
+            "epoch_batches": json.dumps(self._epoch_batches if self.batch_in_epoch else None),
         }
+        if isinstance(self.sampler, HardExampleSampler):
+            state["sampler"] = self.sampler.state_dict()
         tmp = self.out / "last.state.tmp"
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.out / "last.state.pt")
 
     def resume(self) -> bool:
@@ -254,7 +354,7 @@ class Trainer:
         if not state_path.is_file():
             return False
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["scheduler"].get("total_steps") != self.sched.total_steps:
+        if state["scheduler"].get("total_steps", self.sched.total_steps) != self.sched.total_steps:
             raise InputError(state_path, f"the run was scheduled for {state['scheduler'].get('total_steps')} steps, "
                                          f"this config for {self.sched.total_steps}: resume with the run's own "
                                          "epochs and batch size")
@@ -263,6 +363,13 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])
         self.history = json.loads(state["history"])
+        self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
+        self._epoch_batches = json.loads(state.get("epoch_batches", "null"))
+        self.best_loss = float(state.get("best_loss", math.inf))
+        self.since_loss, self.since_val = int(state.get("since_loss", 0)), int(state.get("since_val", 0))
+        self.bad_steps = int(state.get("bad_steps", 0))
+        if "sampler" in state and isinstance(self.sampler, HardExampleSampler):
+            self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["rng_torch"])
         n = state["rng_numpy"]
         np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
@@ -271,8 +378,63 @@ class Trainer:
         return True
 
     # --- loop -----------------------------------------------------------------------
+    def _train_step(self, batch: dict) -> dict[str, float]:
+        """All replays of one batch: gradients from the mode, clip, a finite check, step."""
+        stats: dict = {}
+        feedback = isinstance(self.sampler, HardExampleSampler)
+        for r in range(self.replays):
+            ctx = StepContext(self.device, self.cfg.amp, self.epoch, self.step, self.charset, self.cfg.mode_options,
+                              seed=self.cfg.seed, feedback=feedback and r == 0, replay=r)
+            self.opt.zero_grad(set_to_none=True)
+            out = self.mode.step(self.model, batch, ctx)
+            stats = {**out, **{k: v for k, v in stats.items() if k.startswith("sample_")}}
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            if not (math.isfinite(out["loss"]) and torch.isfinite(norm)):
+                self.bad_steps += 1
+                self._bad_in_row += 1
+                self.opt.zero_grad(set_to_none=True)
+                if self._bad_in_row >= self.cfg.max_bad_steps:
+                    raise FloatingPointError(f"{self._bad_in_row} non-finite steps in a row (last at epoch "
+                                             f"{self.epoch + 1}, batch {self.batch_in_epoch + 1}, lines "
+                                             f"{batch['texts'][:3]}...): stopping; the last checkpoint is intact")
+            else:
+                self._bad_in_row = 0
+                self.opt.step()
+            self.sched.step()
+        if feedback and "sample_loss" in stats:
+            idx = batch["indices"].tolist()
+            pos = [(self._position.get(i, -1) if self._position is not None else i) if i >= 0 else -1 for i in idx]
+            self.sampler.update(pos, stats["sample_loss"], stats["sample_correct"])
+        return {k: v for k, v in stats.items() if not k.startswith("sample_")}
+
+    def _adversarial_validation(self, rec: dict) -> None:
+        """Epoch end: attack validation lines with the mode's adversary (or a default
+        targeted confusable attack); write the human-check page; the easy share."""
+        full = self.cfg.stop_easy_share is not None
+        if not full and self.cfg.report_images <= 0:
+            return
+        from .adversarial.confusion import TextConfuser
+        from .adversarial.report import attack_validation, write_page
+        from .charset import ConfusableTable
+
+        if hasattr(self.mode, "confuser_for"):
+            confuser = self.mode.confuser_for(self.charset)
+        else:
+            confuser = TextConfuser(ConfusableTable.load("confusables", self.charset), self.charset)
+        attack = {**(self.mode.val_attack() if hasattr(self.mode, "val_attack") else {}), **self.cfg.val_attack}
+        share, lines = attack_validation(self.model, self.val_ds, self.charset, confuser, self.device, attack,
+                                         limit=None if full else self.cfg.report_images,
+                                         keep=self.cfg.report_images, seed=f"{self.cfg.seed}:{self.epoch}")
+        if full:
+            rec["val_easy_share"] = share
+        if self.cfg.report_images > 0:
+            write_page(lines, self.out / "adversarial" / f"epoch-{self.epoch:03d}",
+                       f"{self.out.name}: validation lines under attack after epoch {self.epoch}",
+                       share if full else None)
+
     def fit(self, max_epochs: int | None = None) -> dict:
-        """Train to ``cfg.epochs`` (or ``max_epochs`` more epochs in this call)."""
+        """Train to ``cfg.epochs`` (or ``max_epochs`` more epochs in this call), or until a
+        stop criterion, the time limit, a STOP file or a signal ends the run."""
         self._save_config()
         last_epoch = self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs)
         tb = None
@@ -285,50 +447,84 @@ class Trainer:
         t_start = time.perf_counter()
         deadline = t_start + 60 * self.cfg.time_limit_min if self.cfg.time_limit_min else None
         stopped = None
+        self._bad_in_row = 0
+        stop_file = self.out / STOP_FILE
         self.model.train()
-        while self.epoch < last_epoch and not stopped:
-            self.sampler.set_epoch(self.epoch)
-            t0, lines, losses = time.perf_counter(), 0, []
-            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
-                       disable=not self.progress)
-            for batch in bar:
-                ctx = StepContext(self.device, self.cfg.amp, self.epoch, self.step, self.charset, self.cfg.mode_options)
-                self.opt.zero_grad(set_to_none=True)
-                stats = self.mode.step(self.model, batch, ctx)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-                self.opt.step()
-                self.sched.step()
-                self.step += 1
-                lines += len(batch["texts"])
-                losses.append(stats["loss"])
-                bar.set_postfix(loss=f"{stats['loss']:.3f}")
-                if tb:
+        with _StopRequests() as requests:
+            while self.epoch < last_epoch and not stopped:
+                self.sampler.set_epoch(self.epoch)
+                if not self.batch_in_epoch or self._epoch_batches is None:
+                    self._epoch_batches = self.sampler.batches()
+                todo = self._epoch_batches[self.batch_in_epoch:]
+                # its own generator: a loader draws its worker seed from the global RNG otherwise,
+                # and a resumed epoch (one more loader) would then train with other dropout masks
+                loader = DataLoader(self.train_ds, batch_sampler=todo, collate_fn=collate, num_workers=self.cfg.workers,
+                                    generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch))
+                t0, lines, losses, sums = time.perf_counter(), 0, [], {}
+                bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
+                           disable=not self.progress, total=len(todo))
+                for batch in bar:
+                    if self.notext_rate > 0:
+                        rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step, 7])
+                        batch = add_notext(batch, self.notext_rate, rng)
+                    stats = self._train_step(batch)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    lines += len(batch["texts"])
+                    losses.append(stats["loss"])
                     for k, v in stats.items():
-                        tb.add_scalar(f"train/{k}", v, self.step)
-                if deadline and time.perf_counter() > deadline:
-                    stopped = "time limit"
+                        sums[k] = sums.get(k, 0.0) + v
+                    bar.set_postfix(loss=f"{stats['loss']:.3f}")
+                    if tb:
+                        for k, v in stats.items():
+                            tb.add_scalar(f"train/{k}", v, self.step)
+                    if requests.signal or stop_file.exists():
+                        stopped = f"signal {requests.signal}" if requests.signal else f"stop file {stop_file}"
+                        break
+                    if deadline and time.perf_counter() > deadline:
+                        stopped = "time limit"
+                        break
+                train_s = time.perf_counter() - t0
+                if stopped and stopped != "time limit":
+                    self.save(best=False)  # mid-epoch: resume() continues at the next batch
                     break
-            train_s = time.perf_counter() - t0
-            val = evaluate(self.model, self.val_ds, self.charset, self.device)
-            self.epoch += 1
-            rec = {"epoch": self.epoch, "step": self.step, "loss": float(np.mean(losses)) if losses else math.nan,
-                   "val_word_acc": val.word_acc, "val_cer": val.cer, "val_line_acc": val.line_acc,
-                   "train_lines_per_s": lines / train_s if train_s else 0.0, "epoch_seconds": train_s,
-                   "lr": self.sched.get_last_lr()[0]}
-            self.history.append(rec)
-            is_best = val.word_acc > self.best
-            if is_best:
-                self.best = val.word_acc
-            self.save(best=is_best)
-            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
-            if tb:
-                for k in ("val_word_acc", "val_cer", "val_line_acc", "loss", "train_lines_per_s"):
-                    tb.add_scalar(f"epoch/{k}", rec[k], self.epoch)
-            if self.progress:
-                print(f"epoch {self.epoch}: loss {rec['loss']:.4f}  val word acc {val.word_acc:.4f}  "
-                      f"CER {val.cer:.4f}  {rec['train_lines_per_s']:.0f} lines/s", flush=True)
+                self.batch_in_epoch = 0
+                val = evaluate(self.model, self.val_ds, self.charset, self.device)
+                self.epoch += 1
+                mean_loss = float(np.mean(losses)) if losses else math.nan
+                rec = {"epoch": self.epoch, "step": self.step, "loss": mean_loss,
+                       "val_word_acc": val.word_acc, "val_cer": val.cer, "val_line_acc": val.line_acc,
+                       "train_lines_per_s": lines / train_s if train_s else 0.0, "epoch_seconds": train_s,
+                       "lr": self.sched.get_last_lr()[0], "bad_steps": self.bad_steps}
+                # the mode's own statistics, averaged over the epoch (adversary success, inner steps...)
+                rec.update({f"train_{k}": v / len(losses) for k, v in sums.items() if k != "loss" and losses})
+                self._adversarial_validation(rec)
+                self.history.append(rec)
+                is_best = val.word_acc > self.best
+                self.since_val = 0 if val.word_acc > self.best + self.cfg.stop_min_delta else self.since_val + 1
+                self.best = max(self.best, val.word_acc)
+                self.since_loss = 0 if mean_loss < self.best_loss - self.cfg.stop_min_delta else self.since_loss + 1
+                self.best_loss = min(self.best_loss, mean_loss) if math.isfinite(mean_loss) else self.best_loss
+                c = self.cfg
+                if c.stop_loss_patience is not None and self.since_loss >= c.stop_loss_patience:
+                    stopped = stopped or f"loss plateau ({self.since_loss} epochs)"
+                if c.stop_val_patience is not None and self.since_val >= c.stop_val_patience:
+                    stopped = stopped or f"validation plateau ({self.since_val} epochs)"
+                if c.stop_easy_share is not None and rec.get("val_easy_share", 0.0) >= c.stop_easy_share:
+                    stopped = stopped or f"easy share under attack {100 * rec['val_easy_share']:.1f}%"
+                self.save(best=is_best)
+                with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+                if tb:
+                    for k in ("val_word_acc", "val_cer", "val_line_acc", "loss", "train_lines_per_s", "val_easy_share"):
+                        if k in rec:
+                            tb.add_scalar(f"epoch/{k}", rec[k], self.epoch)
+                if self.progress:
+                    extra = f"  easy under attack {rec['val_easy_share']:.3f}" if "val_easy_share" in rec else ""
+                    print(f"epoch {self.epoch}: loss {rec['loss']:.4f}  val word acc {val.word_acc:.4f}  "
+                          f"CER {val.cer:.4f}  {rec['train_lines_per_s']:.0f} lines/s{extra}", flush=True)
         if tb:
             tb.close()
         return {"epochs": self.epoch, "steps": self.step, "best_val_word_acc": self.best, "stopped": stopped or "epochs",
-                "seconds": time.perf_counter() - t_start, "history": self.history, "problems": len(self.problems)}
+                "seconds": time.perf_counter() - t_start, "history": self.history, "problems": len(self.problems),
+                "bad_steps": self.bad_steps}

@@ -1,0 +1,164 @@
+"""White-box attacks on CTC line recognizers: FGSM, PGD (L-inf and L2, random start,
+restarts) untargeted, and the targeted confusable attack (success = the model reads the
+confused label exactly).
+
+Attacks take ``torch.autograd.grad`` with respect to the input only, so the model's
+parameter gradients stay as they were; they run the model in the state asked for (eval by
+default) and restore its train/eval state afterwards. An RNN in eval mode can be
+differentiated on CPU; on CUDA cuDNN refuses RNN backward in eval mode, so cuDNN is
+switched off for the attack there.
+
+Budgets (``eps``, step sizes) are in 0..1 image units (``4/255``); the perturbation lives in
+the model's 0..255 pixel space and never touches a line's padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from ..decoding import greedy_batch
+from ..losses import ctc_per_line, encode_targets
+from ..models import CRNN
+from .perturb import project_, to_pixels, width_mask
+
+
+@contextlib.contextmanager
+def model_state(model: torch.nn.Module, train: bool = False):
+    """Run the model in train or eval state, restoring its own state afterwards."""
+    was = model.training
+    model.train(train)
+    cudnn = torch.backends.cudnn.flags(enabled=False) if (not train and next(model.parameters()).is_cuda) \
+        else contextlib.nullcontext()
+    try:
+        with cudnn:
+            yield model
+    finally:
+        model.train(was)
+
+
+@dataclass
+class AttackResult:
+    x_adv: torch.Tensor
+    loss: torch.Tensor  # per line, w.r.t. the attack's own target, at x_adv
+    steps: torch.Tensor  # gradient steps each line took
+    success: torch.Tensor | None = None  # targeted: read exactly as the target
+    texts: list[str] = field(default_factory=list)  # what the model read at x_adv
+
+
+def _decode(logp: torch.Tensor, widths: torch.Tensor, charset) -> list[str]:
+    return [d.text for d in greedy_batch(logp.detach(), CRNN.output_lengths(widths).tolist(), charset)]
+
+
+def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+            *, eps: float | None, norm: str | None = "linf", steps: int = 10, step_size: float | None = None,
+            rule: str | None = None, targeted: bool = False, random_start: bool = False,
+            stop_texts: list[str] | None = None, charset=None, generator: torch.Generator | None = None,
+            amp: bool = False) -> AttackResult:
+    """The one attack loop. Untargeted: ascend the CTC loss of the true ``targets``;
+    targeted: descend the loss of the target labels, and with ``stop_texts`` a line stops
+    moving once the model reads its target (a success).
+
+    ``rule`` is the step: ``sign`` (L-inf steepest ascent, the PGD/FGSM step), ``l2``
+    (the gradient scaled to length ``step_size``) or ``sgd`` (the raw gradient times
+    ``step_size``, the seed's adversary); by default ``sign`` for L-inf and ``l2`` for L2.
+    Sizes are in 0..1 image units; ``eps=None`` or ``norm=None`` leaves the perturbation
+    unbounded (pixel range only). The model's state is not changed here: callers wrap the
+    call in :func:`model_state`.
+    """
+    rule = rule or ("l2" if norm == "l2" else "sign")
+    if rule not in ("sign", "l2", "sgd"):
+        raise ValueError(f"step rule must be sign, l2 or sgd, got {rule!r}")
+    eps_px = to_pixels(eps) if (eps is not None and norm is not None) else None
+    step_px = to_pixels(step_size if step_size is not None else (eps / 4 if eps else 1 / 255))
+    if rule == "sgd":
+        step_px = step_size if step_size is not None else 1.0  # a learning rate, not a size
+    x = x.detach()
+    mask = width_mask(x, widths)
+    n = x.shape[0]
+    delta = torch.zeros_like(x)
+    if random_start and eps_px is not None:
+        if norm == "linf":
+            delta.uniform_(-eps_px, eps_px, generator=generator)
+        else:
+            d = torch.randn(x.shape, generator=generator, device="cpu").to(x.device) * mask
+            r = torch.rand(n, generator=generator, device="cpu").to(x.device).view(-1, 1, 1, 1)
+            delta = d / d.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1) * eps_px * r
+    project_(delta, x, norm, eps_px, mask)
+    active = torch.ones(n, dtype=torch.bool, device=x.device)
+    success = torch.zeros(n, dtype=torch.bool, device=x.device) if stop_texts is not None else None
+    taken = torch.zeros(n, dtype=torch.long, device=x.device)
+    sign = -1.0 if targeted else 1.0
+    for k in range(steps + 1):
+        delta.requires_grad_(True)
+        with torch.autocast(x.device.type, enabled=amp and x.is_cuda):
+            logp = model((x + delta).clamp(0, 255))
+        loss = ctc_per_line(logp, targets, target_lengths, widths)
+        if stop_texts is not None:
+            hit = torch.tensor([a == b for a, b in zip(_decode(logp, widths, charset), stop_texts)],
+                               device=x.device)
+            success |= hit & active
+            active &= ~hit
+        if k == steps or not active.any():
+            break
+        (g,) = torch.autograd.grad(loss.sum(), delta)
+        with torch.no_grad():
+            if rule == "sign":
+                step = step_px * g.sign()
+            elif rule == "l2":
+                step = step_px * g / (g * mask).flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+            else:
+                step = step_px * g
+            delta = delta.detach() + sign * step * active.view(-1, 1, 1, 1).to(x.dtype)
+            project_(delta, x, norm, eps_px, mask)
+            taken += active.long()
+    with torch.no_grad():
+        x_adv = (x + delta.detach()).clamp(0, 255)
+    texts = _decode(logp, widths, charset) if charset is not None else []
+    return AttackResult(x_adv, loss.detach(), taken, success, texts)
+
+
+def fgsm(model, x, widths, targets, target_lengths, eps: float, norm: str = "linf", **kw) -> AttackResult:
+    """One step of size ``eps`` up the true-label loss (Goodfellow et al. 2015)."""
+    return perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=1, step_size=eps, **kw)
+
+
+def pgd(model, x, widths, targets, target_lengths, eps: float, norm: str = "linf", steps: int = 10,
+        step_size: float | None = None, random_start: bool = True, restarts: int = 1, **kw) -> AttackResult:
+    """Projected gradient ascent on the true-label loss (Madry et al. 2018); with
+    ``restarts`` the run that gives each line the highest loss is kept. The default step is
+    2.5 eps / steps, Madry's choice."""
+    step_size = step_size if step_size is not None else 2.5 * eps / max(1, steps)
+    best: AttackResult | None = None
+    for _ in range(max(1, restarts)):
+        r = perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=steps, step_size=step_size,
+                    random_start=random_start, **kw)
+        if best is None:
+            best = r
+            continue
+        better = r.loss > best.loss
+        best.x_adv[better] = r.x_adv[better]
+        best.loss[better] = r.loss[better]
+        best.steps += r.steps
+        if r.texts:
+            best.texts = [b if not m else a for a, b, m in zip(r.texts, best.texts, better.tolist())]
+    return best  # type: ignore[return-value]
+
+
+def confusable_attack(model, x, widths, confused: list[str], charset, eps: float | None, norm: str | None = "linf",
+                      steps: int = 20, step_size: float | None = None, rule: str | None = None,
+                      **kw) -> AttackResult:
+    """Targeted: push each line toward its confused label (from :class:`TextConfuser`);
+    a line succeeds when the model reads the confused label exactly."""
+    targets, lengths = encode_targets(confused, charset)
+    return perturb(model, x, widths, targets, lengths, eps=eps, norm=norm, steps=steps, step_size=step_size,
+                   rule=rule, targeted=True, stop_texts=confused, charset=charset, **kw)
+
+
+def seeded_confusions(texts: list[str], confuser, seed: str | int) -> list[str]:
+    """The confused label of each text, reproducible from ``seed``."""
+    rng = random.Random(str(seed))
+    return [confuser.confuse(t, rng) for t in texts]

@@ -1,0 +1,100 @@
+"""No-text line images (empty label) mixed into training: the model must learn not to
+read text where there is none (METHODS.md section 1, S1).
+
+Kinds: ``noise`` (Gaussian or salt-and-pepper on paper), ``solid`` (a flat grey level),
+``shapes`` (random lines, rectangles, circles and arcs), ``watermark`` (a band cut through
+large, faint, rotated letters and stamp rings: watermark fragments without readable text).
+All are grey uint8, ``height`` x ``width``, drawn from a NumPy generator.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from .dataset import HEIGHT
+
+KINDS = ("noise", "solid", "shapes", "watermark")
+
+
+def _paper(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    return np.full((h, w), rng.integers(200, 256), np.uint8)
+
+
+def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind: str | None = None) -> np.ndarray:
+    kind = kind or KINDS[int(rng.integers(len(KINDS)))]
+    h, w = height, max(4, int(width))
+    if kind == "solid":
+        return np.full((h, w), rng.integers(0, 256), np.uint8)
+    if kind == "noise":
+        img = _paper(rng, h, w).astype(np.float32)
+        if rng.random() < 0.5:
+            img += rng.normal(0, rng.uniform(5, 60), (h, w))
+        else:
+            m = rng.random((h, w))
+            p = rng.uniform(0.01, 0.15)
+            img[m < p / 2] = 0
+            img[m > 1 - p / 2] = 255
+        return np.clip(img, 0, 255).astype(np.uint8)
+    img = _paper(rng, h, w)
+    if kind == "shapes":
+        for _ in range(int(rng.integers(1, 6))):
+            c = int(rng.integers(0, 180))
+            t = int(rng.integers(1, 4))
+            p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            s = int(rng.integers(3))
+            if s == 0:
+                cv2.line(img, p1, p2, c, t)
+            elif s == 1:
+                cv2.rectangle(img, p1, p2, c, t)
+            else:
+                cv2.circle(img, p1, int(rng.integers(2, 3 * h)), c, t)
+        return img
+    if kind == "watermark":  # a thin band through huge letters or a stamp ring
+        big_h = h * int(rng.integers(4, 9))
+        big = np.full((big_h, w + 2 * big_h), 255, np.uint8)
+        if rng.random() < 0.5:
+            text = "".join(chr(int(rng.integers(65, 91))) for _ in range(int(rng.integers(3, 9))))
+            scale = big_h / 30
+            cv2.putText(big, text, (0, int(big_h * 0.8)), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, max(2, int(scale * 3)))
+        else:
+            cx, cy = int(rng.integers(0, big.shape[1])), big_h // 2
+            for r in (big_h // 2 - 2, big_h // 3):
+                cv2.circle(big, (cx, cy), max(3, r), 0, max(2, big_h // 25))
+        rot = cv2.getRotationMatrix2D((big.shape[1] / 2, big_h / 2), float(rng.uniform(-45, 45)), 1.0)
+        big = cv2.warpAffine(big, rot, (big.shape[1], big_h), borderValue=255)
+        y = int(rng.integers(0, big_h - h))
+        band = big[y:y + h, big_h:big_h + w].astype(np.float32)
+        alpha = rng.uniform(0.1, 0.5)  # faint, as a watermark
+        out = img.astype(np.float32) * (1 - alpha * (1 - band / 255.0))
+        return np.clip(out, 0, 255).astype(np.uint8)
+    raise ValueError(f"unknown no-text kind {kind!r}; choose from {', '.join(KINDS)}")
+
+
+def add_notext(batch: dict, rate: float, rng: np.random.Generator) -> dict:
+    """Append ``round(rate * N)`` (at least one with probability ``rate * N`` when that is
+    below one) no-text images with empty labels to a collated batch, as wide as its lines."""
+    n = len(batch["texts"])
+    expected = rate * n
+    k = int(expected) + int(rng.random() < expected - int(expected))
+    if k == 0:
+        return batch
+    x = batch["images"]
+    W = x.shape[-1]
+    extra, widths = [], []
+    for _ in range(k):
+        w = int(rng.integers(max(4, W // 4), W + 1))
+        img = np.full((x.shape[-2], W), 255, np.uint8)
+        img[:, :w] = make_notext(rng, w, x.shape[-2])
+        img[:, w:] = int(np.median(img[:, w - 1]))
+        extra.append(img)
+        widths.append(w)
+    out = dict(batch)
+    out["images"] = torch.cat([x, torch.from_numpy(np.stack(extra)).float()[:, None]], 0)
+    out["widths"] = torch.cat([batch["widths"], torch.tensor(widths, dtype=torch.long)])
+    out["target_lengths"] = torch.cat([batch["target_lengths"], torch.zeros(k, dtype=torch.long)])
+    out["texts"] = list(batch["texts"]) + [""] * k
+    out["indices"] = torch.cat([batch["indices"], torch.full((k,), -1, dtype=torch.long)])
+    return out
