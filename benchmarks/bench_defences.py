@@ -1,0 +1,207 @@
+"""Training modes compared: the realtime adversary against natural training and the
+baseline defences, on the same data, the same model, the same starting weights and the
+same wall-clock budget (issue: realtime adversarial training).
+
+Each mode fine-tunes the same starting run (``--init``, by default the demo's naturally
+trained crnn-small) for ``--minutes`` of training on the demo's training lines, in its own
+process (so peak memory is its own), then is measured on the held-out test sets:
+
+- clean, watermark and low-resolution word accuracy (held-out fonts and styles);
+- robust word accuracy under PGD (L-inf, eps 1, 2, 4, 8/255) on the first ``--attack-lines``
+  clean test lines;
+- targeted confusable attack success rate (eps 8/255, 20 steps) on the same lines;
+- training seconds per epoch (from measured lines/s) and peak memory growth during
+  training, both as ratios to natural training in the same run.
+
+    .venv/bin/python benchmarks/bench_defences.py --init demo-output/run --minutes 3
+
+Writes ``benchmarks/results/defences.json`` and prints a Markdown table. ``--cost`` measures
+only the cost, on the same batches for every mode (no time budget, no LMDB pages read
+during the measurement): seconds per batch and peak resident-memory growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# name in the table: (mode, mode options)
+ROWS = {
+    "natural": ("natural", {}),
+    "realtime (unbounded)": ("realtime", {}),
+    "realtime (L-inf 8/255)": ("realtime", {"norm": "linf", "eps": "8/255"}),
+    "pgd-at": ("pgd-at", {"eps": "4/255", "steps": 5}),
+    "free-at": ("free-at", {"eps": "4/255", "replays": 4}),
+    "fgsm-rs": ("fgsm-rs", {"eps": "4/255"}),
+    "nsl": ("nsl", {}),
+    "trades": ("trades", {"eps": "4/255", "steps": 5}),
+}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def train_one(args) -> None:
+    """Child process: train one mode, print a JSON line with its training figures."""
+    import torch
+
+    from ocr_robust.training import TrainConfig, Trainer
+
+    mode, opts = ROWS[args.one]
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(data=args.data, out=str(Path(args.work) / args.one.replace(" ", "_").replace("/", "-")),
+                      model="crnn-small", mode=mode, mode_options=opts, epochs=args.epochs, batch_size=32,
+                      lr=args.lr, schedule="constant", seed=0, init_from=args.init, time_limit_min=args.minutes, notext_rate=0.05,
+                      sampler="hard" if mode == "realtime" else "bucket", report_images=8)
+    t = Trainer(cfg, progress=False)
+    base = rss_mb()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    r = t.fit()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    h = r["history"]
+    lines_per_s = sum(x["train_lines_per_s"] * x["epoch_seconds"] for x in h) / max(1e-9, sum(x["epoch_seconds"] for x in h))
+    out = {"row": args.one, "mode": mode, "options": opts, "run": cfg.out, "epochs_run": len(h),
+           "steps": r["steps"], "train_lines_per_s": lines_per_s, "train_seconds": sum(x["epoch_seconds"] for x in h),
+           "peak_rss_growth_mb": max(0.0, peak - base), "peak_rss_mb": peak,
+           "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+           "adv_success": h[-1].get("train_adv_success") if h else None,
+           "inner_steps": h[-1].get("train_inner_steps") if h else None}
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def cost_one(args) -> None:
+    """Child process: one mode's cost on the same batches as every other mode: seconds per
+    batch (after 2 warm-up batches) and peak resident memory growth over the steps."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ocr_robust.data.dataset import collate
+    from ocr_robust.training import TrainConfig, Trainer
+
+    mode, opts = ROWS[args.cost_one]
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(data=args.data, out=str(Path(args.work) / "cost"), mode=mode, mode_options=opts, epochs=1,
+                      batch_size=32, lr=args.lr, schedule="constant", seed=0, init_from=args.init, augment=0.0,
+                      notext_rate=0.0, sampler="bucket", report_images=0)
+    t = Trainer(cfg, progress=False)
+    batches = list(DataLoader(t.train_ds, batch_sampler=t.sampler.batches()[: args.cost_batches + 2],
+                              collate_fn=collate))
+    t.model.train()
+    t._train_step(batches[0])
+    t._train_step(batches[1])
+    base = rss_mb()
+    t0 = time.perf_counter()
+    for b in batches[2:]:
+        t._train_step(b)
+    dt = (time.perf_counter() - t0) / (len(batches) - 2)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps({"row": args.cost_one, "seconds_per_batch": dt, "peak_rss_growth_mb": max(0.0, peak - base),
+                                  "batches": len(batches) - 2}), flush=True)
+
+
+def run_child(name: str, args, flag: str) -> dict:
+    cmd = [sys.executable, __file__, flag, name] + [x for k, v in vars(args).items()
+                                                  if k not in ("one", "cost_one", "rows", "json", "cost") and v is not None
+                                                  and v is not False for x in (f"--{k.replace('_', '-')}", str(v))]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        print(p.stdout[-2000:], p.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"{name}: child failed")
+    return json.loads(line[7:])
+
+
+def measure(row: dict, args) -> dict:
+    from ocr_robust.adversarial.evaluate import attack_store
+    from ocr_robust.bench import bench
+    from ocr_robust.inference import load_torch_model
+
+    tests = {k: str(Path(args.tests) / f"test-{k}") for k in ("clean", "watermark", "lowres")}
+    b = bench(row["run"], list(tests.values()))
+    for k, r in zip(tests, b):
+        row[f"{k}_word_acc"] = r["word_acc"]
+    model, charset, _ = load_torch_model(row["run"])
+    for eps in ("1/255", "2/255", "4/255", "8/255"):
+        a = attack_store(model, charset, tests["clean"], "pgd", eps, steps=args.pgd_steps, limit=args.attack_lines)
+        row[f"pgd_{eps}"] = a["robust_word_acc"]
+        row["attack_clean_word_acc"] = a["clean_word_acc"]
+    t = attack_store(model, charset, tests["clean"], "confusable", "8/255", steps=20, step_size="1/255",
+                     limit=args.attack_lines)
+    row["targeted_success"] = t["targeted_success"]
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--init", default="demo-output/run")
+    ap.add_argument("--data", default="demo-output/lines/train.lmdb")
+    ap.add_argument("--tests", default="demo-output/lines")
+    ap.add_argument("--minutes", type=float, default=3.0, help="training budget per mode")
+    ap.add_argument("--epochs", type=int, default=2, help="schedule length (the budget usually ends it first)")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--attack-lines", type=int, default=200)
+    ap.add_argument("--pgd-steps", type=int, default=5)
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--work", default="benchmarks/work/defences")
+    ap.add_argument("--json", default="benchmarks/results/defences.json")
+    ap.add_argument("--cost", action="store_true",
+                    help="only the cost: seconds per batch and peak memory growth on the same batches for every mode")
+    ap.add_argument("--cost-batches", type=int, default=10)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--cost-one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        train_one(args)
+        return 0
+    if args.cost_one:
+        cost_one(args)
+        return 0
+    if args.cost:
+        rows = [run_child(name, args, "--cost-one") for name in args.rows.split(",")]
+        nat = next((r for r in rows if r["row"] == "natural"), rows[0])
+        print("| mode | s/batch | vs natural | peak memory growth (MB) | vs natural |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['row']} | {r['seconds_per_batch']:.3f} | {r['seconds_per_batch'] / nat['seconds_per_batch']:.2f}x | "
+                  f"{r['peak_rss_growth_mb']:.0f} | {r['peak_rss_growth_mb'] / max(nat['peak_rss_growth_mb'], 1e-9):.2f}x |")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
+        return 0
+    rows = []
+    t0 = time.perf_counter()
+    for name in args.rows.split(","):
+        row = measure(run_child(name, args, "--one"), args)
+        rows.append(row)
+        print(f"{name}: done ({time.perf_counter() - t0:.0f} s) {json.dumps(row)}", flush=True)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
+    nat = next((r for r in rows if r["mode"] == "natural"), None)
+    print(format_table(rows, nat))
+    return 0
+
+
+def format_table(rows: list[dict], nat: dict | None) -> str:
+    head = ("| mode | clean | watermark | low-res | PGD 1/255 | PGD 2/255 | PGD 4/255 | PGD 8/255 | targeted hit "
+            "| s/epoch vs natural | memory vs natural | lines/s |")
+    out = [head, "|" + "---|" * 12]
+    for r in rows:
+        t_ratio = nat["train_lines_per_s"] / r["train_lines_per_s"] if nat else float("nan")
+        m_ratio = (r["peak_rss_growth_mb"] / nat["peak_rss_growth_mb"]) if nat and nat["peak_rss_growth_mb"] else float("nan")
+        p = lambda v: f"{100 * v:.2f}%"
+        out.append(f"| {r['row']} | {p(r['clean_word_acc'])} | {p(r['watermark_word_acc'])} | {p(r['lowres_word_acc'])} | "
+                   f"{p(r['pgd_1/255'])} | {p(r['pgd_2/255'])} | {p(r['pgd_4/255'])} | {p(r['pgd_8/255'])} | "
+                   f"{p(r['targeted_success'])} | {t_ratio:.2f}x | {m_ratio:.2f}x | {r['train_lines_per_s']:.0f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
