@@ -49,3 +49,18 @@ def lines_store(corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lines")
     ingest(sorted(str(p) for p in corpus.glob("*.pdf")), IngestConfig(out=str(out), workers=1), progress=False)
     return out
+
+
+def short_lines(src_dir: Path, out: Path, n: int, min_len: int = 0, max_len: int = 20) -> Path:
+    """A folder store of the first ``n`` lines of ``src_dir`` whose text has ``min_len`` to
+    ``max_len`` characters (small, fast training and attack inputs)."""
+    from ocr_robust.data.store import FolderStore, FolderWriter
+
+    src = FolderStore(src_dir)
+    with FolderWriter(out) as w:
+        k = 0
+        for i in range(len(src)):
+            if min_len <= len(src.text(i)) <= max_len and k < n:
+                w.add(f"{k}.png", src.text(i), src.image_bytes(i))
+                k += 1
+    return out

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import short_lines
 
 from ocr_robust.adversarial.attacks import confusable_attack, fgsm, model_state, pgd
 from ocr_robust.adversarial.confusion import (TextConfuser, confuse_class, confuse_multilabel, confuse_segmentation,
@@ -17,7 +18,6 @@ from ocr_robust.cli import main
 from ocr_robust.data.dataset import collate
 from ocr_robust.data.notext import KINDS, add_notext, make_notext
 from ocr_robust.data.sampler import HardExampleSampler
-from ocr_robust.data.store import FolderStore, FolderWriter
 from ocr_robust.losses import ctc_per_line
 from ocr_robust.models import build_model
 from ocr_robust.training import MODES, StepContext, TrainConfig, Trainer
@@ -28,15 +28,7 @@ TABLE = ConfusableTable.load("confusables", CS)
 
 @pytest.fixture(scope="module")
 def small_store(lines_store, tmp_path_factory):
-    src = FolderStore(lines_store)
-    out = tmp_path_factory.mktemp("small")
-    with FolderWriter(out) as w:
-        k = 0
-        for i in range(len(src)):
-            if 3 <= len(src.text(i)) <= 16 and k < 16:
-                w.add(f"{k}.png", src.text(i), src.image_bytes(i))
-                k += 1
-    return out
+    return short_lines(lines_store, tmp_path_factory.mktemp("small"), 16, min_len=3, max_len=16)
 
 
 @pytest.fixture(scope="module")

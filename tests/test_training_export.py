@@ -3,10 +3,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import short_lines
 
 from ocr_robust.cli import main
 from ocr_robust.data.dataset import decode_grey
-from ocr_robust.data.store import FolderStore, FolderWriter
+from ocr_robust.data.store import FolderStore
 from ocr_robust.errors import InputError
 from ocr_robust.export import export
 from ocr_robust.inference import Recognizer
@@ -16,15 +17,7 @@ from ocr_robust.training import TrainConfig, Trainer, load_run
 @pytest.fixture(scope="module")
 def tiny_store(lines_store, tmp_path_factory):
     """The first 24 short lines of the generated corpus."""
-    src = FolderStore(lines_store)
-    out = tmp_path_factory.mktemp("tiny")
-    with FolderWriter(out) as w:
-        k = 0
-        for i in range(len(src)):
-            if len(src.text(i)) <= 20 and k < 24:
-                w.add(f"{k}.png", src.text(i), src.image_bytes(i))
-                k += 1
-    return out
+    return short_lines(lines_store, tmp_path_factory.mktemp("tiny"), 24)
 
 
 @pytest.fixture(scope="module")
