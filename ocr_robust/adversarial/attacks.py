@@ -49,7 +49,8 @@ class AttackResult:
     texts: list[str] = field(default_factory=list)  # what the model read at x_adv
 
 
-def _decode(logp: torch.Tensor, widths: torch.Tensor, charset) -> list[str]:
+def read_texts(logp: torch.Tensor, widths: torch.Tensor, charset) -> list[str]:
+    """Greedy reading of each line of a ``T x N x C`` batch, over its own frames."""
     return [d.text for d in greedy_batch(logp.detach(), CRNN.output_lengths(widths).tolist(), charset)]
 
 
@@ -73,9 +74,10 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     if rule not in ("sign", "l2", "sgd"):
         raise ValueError(f"step rule must be sign, l2 or sgd, got {rule!r}")
     eps_px = to_pixels(eps) if (eps is not None and norm is not None) else None
-    step_px = to_pixels(step_size if step_size is not None else (eps / 4 if eps else 1 / 255))
-    if rule == "sgd":
-        step_px = step_size if step_size is not None else 1.0  # a learning rate, not a size
+    if rule == "sgd":  # a learning rate on raw pixel gradients, not a size
+        step_px = step_size if step_size is not None else 1.0
+    else:
+        step_px = to_pixels(step_size if step_size is not None else (eps / 4 if eps else 1 / 255))
     x = x.detach()
     mask = width_mask(x, widths)
     n = x.shape[0]
@@ -98,7 +100,7 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
             logp = model((x + delta).clamp(0, 255))
         loss = ctc_per_line(logp, targets, target_lengths, widths)
         if stop_texts is not None:
-            hit = torch.tensor([a == b for a, b in zip(_decode(logp, widths, charset), stop_texts)],
+            hit = torch.tensor([a == b for a, b in zip(read_texts(logp, widths, charset), stop_texts)],
                                device=x.device)
             success |= hit & active
             active &= ~hit
@@ -117,7 +119,7 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
             taken += active.long()
     with torch.no_grad():
         x_adv = (x + delta.detach()).clamp(0, 255)
-    texts = _decode(logp, widths, charset) if charset is not None else []
+    texts = read_texts(logp, widths, charset) if charset is not None else []
     return AttackResult(x_adv, loss.detach(), taken, success, texts)
 
 

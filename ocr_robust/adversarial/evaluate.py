@@ -6,14 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
 from ..charset import ConfusableTable
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from ..metrics import Scores
-from .attacks import confusable_attack, fgsm, model_state, pgd, seeded_confusions
+from .attacks import confusable_attack, fgsm, model_state, pgd, read_texts, seeded_confusions
 from .confusion import TextConfuser
 from .perturb import parse_eps
 from .report import AttackedLine, write_page
@@ -56,18 +55,14 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                                       step_size=step_v)
                 successes += int(r.success.sum())
             with torch.no_grad():
-                from ..decoding import greedy_batch
-                from ..models import CRNN
-                clean_reads = [d.text for d in greedy_batch(model(x), CRNN.output_lengths(batch["widths"]).tolist(),
-                                                            charset)]
+                clean_reads = read_texts(model(x), batch["widths"], charset)
             base.update(clean_reads, batch["texts"])
             robust.update(r.texts, batch["texts"])
             for j, t in enumerate(batch["texts"]):
                 if examples is not None and len(kept) < n_examples:
-                    w = int(batch["widths"][j])
-                    kept.append(AttackedLine(x[j, 0, :, :w].cpu().numpy().astype(np.uint8),
-                                             r.x_adv[j, 0, :, :w].cpu().numpy().round().astype(np.uint8), t,
-                                             confused[j] if confused else "(untargeted)", r.texts[j], clean_reads[j]))
+                    kept.append(AttackedLine.crop(x, r.x_adv, j, int(batch["widths"][j]), t,
+                                                  confused[j] if confused else "(untargeted)", r.texts[j],
+                                                  clean_reads[j]))
     seconds = time.perf_counter() - t0
     if examples is not None:
         write_page(kept, Path(examples), f"{attack} eps={eps} ({norm}) on {data}")

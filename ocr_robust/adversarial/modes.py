@@ -20,10 +20,9 @@ from typing import Any
 import torch
 
 from ..charset import ConfusableTable
-from ..decoding import greedy_batch
 from ..losses import ctc_per_line, encode_targets, frame_kl
 from ..models import CRNN
-from .attacks import fgsm, perturb, pgd
+from .attacks import perturb, pgd, read_texts
 from .confusion import TextConfuser
 from .perturb import AdversarialLayer, make_adv_optimizer, parse_eps, project_, to_pixels, width_mask
 
@@ -39,8 +38,7 @@ def _forward(model, x, ctx):
 
 def read_correct(logp: torch.Tensor, batch: dict, charset) -> list[bool]:
     """Whether each line of the batch is read exactly (greedy) from ``logp``."""
-    preds = greedy_batch(logp.detach(), CRNN.output_lengths(batch["widths"]).tolist(), charset)
-    return [p.text == t for p, t in zip(preds, batch["texts"])]
+    return [p == t for p, t in zip(read_texts(logp, batch["widths"], charset), batch["texts"])]
 
 
 def per_sample(stats: dict, losses: torch.Tensor, logp: torch.Tensor, batch: dict, ctx) -> dict:
@@ -127,7 +125,6 @@ class RealtimeMode:
         used = torch.zeros(n)
         flat = torch.zeros(n, dtype=torch.long)
         prev_l2: torch.Tensor | None = None
-        frames = CRNN.output_lengths(b.widths).tolist()
         first: dict = {}
         for k in range(self.max_inner_steps):
             # S2-S3: one forward, both losses
@@ -147,8 +144,7 @@ class RealtimeMode:
             if k == 0:
                 first = {"l1": l1.detach(), "logp": logp.detach()}
             # S5: stop a line on success (it reads the confused label) or when L2 is flat
-            preds = greedy_batch(logp.detach(), frames, ctx.charset)
-            hit = torch.tensor([p.text == c for p, c in zip(preds, confused)])
+            hit = torch.tensor([p == c for p, c in zip(read_texts(logp, b.widths, ctx.charset), confused)])
             success |= hit & active
             l2c = l2.detach().cpu()
             if prev_l2 is not None:

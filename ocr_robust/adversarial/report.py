@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from ..data.dataset import BucketBatchSampler, collate
-from .attacks import confusable_attack, model_state
+from .attacks import confusable_attack, model_state, read_texts
 
 DEFAULT_VAL_ATTACK = {"eps": 8 / 255, "norm": "linf", "steps": 10, "rule": "sign", "step_size": 2 / 255}
 
@@ -38,6 +38,13 @@ class AttackedLine:
     @property
     def easy(self) -> bool:
         return self.read == self.truth
+
+    @classmethod
+    def crop(cls, x: torch.Tensor, x_adv: torch.Tensor, j: int, width: int, truth: str, confused: str, read: str,
+             clean_read: str) -> "AttackedLine":
+        """Line ``j`` of a batch and of its attacked copy, without the padding, as uint8."""
+        return cls(x[j, 0, :, :width].cpu().numpy().astype(np.uint8),
+                   x_adv[j, 0, :, :width].cpu().numpy().round().astype(np.uint8), truth, confused, read, clean_read)
 
 
 def _widths(ds) -> list[int]:
@@ -63,18 +70,14 @@ def attack_validation(model, ds, charset, confuser, device, attack: dict | None 
             x = batch["images"].to(device)
             confused = [confuser.confuse(t, rng) for t in batch["texts"]]
             with torch.no_grad():
-                from ..decoding import greedy_batch
-                from ..models import CRNN
-                clean = [d.text for d in greedy_batch(model(x), CRNN.output_lengths(batch["widths"]).tolist(), charset)]
+                clean = read_texts(model(x), batch["widths"], charset)
             r = confusable_attack(model, x, batch["widths"], confused, charset, **attack)
             for j, t in enumerate(batch["texts"]):
                 total += 1
                 easy += int(r.texts[j] == t)
                 if len(kept) < keep:
-                    w = int(batch["widths"][j])
-                    kept.append(AttackedLine(x[j, 0, :, :w].cpu().numpy().astype(np.uint8),
-                                             r.x_adv[j, 0, :, :w].cpu().numpy().round().astype(np.uint8),
-                                             t, confused[j], r.texts[j], clean[j]))
+                    kept.append(AttackedLine.crop(x, r.x_adv, j, int(batch["widths"][j]), t, confused[j], r.texts[j],
+                                                  clean[j]))
     return (easy / total if total else float("nan")), kept
 
 
