@@ -149,6 +149,11 @@ def cmd_attack(a: argparse.Namespace) -> int:
             ex = Path(a.save_examples) / f"{Path(d).name}-{a.attack}-{k}" if a.save_examples else None
             rows.append(attack_store(model, charset, d, a.attack, eps.strip() or None, a.norm, a.steps, a.step_size,
                                      a.restarts, a.limit, a.batch_size, a.seed, device, ex))
+    for r in rows[:: max(1, len(a.eps.split(",")))]:  # once per data set
+        for p in r["problems"][:20]:
+            print(f"skipped: {p}", file=sys.stderr)
+        if r["skipped"]:
+            print(f"{r['data']}: {r['skipped']} lines skipped (see above)", file=sys.stderr)
     print(f"model {a.model} (trained {info['mode']}), white-box {a.attack}:")
     print(format_rows(rows))
     if a.json:

@@ -333,6 +333,23 @@ def test_attack_command(trained, small_store, tmp_path, capsys):
     assert rc == 0 and "%" in capsys.readouterr().out
 
 
+def test_attack_command_reports_bad_lines_and_empty_stores(trained, small_store, tmp_path, capsys):
+    import shutil
+    run, _, _ = trained
+    data = tmp_path / "d"
+    shutil.copytree(small_store, data)
+    with open(data / "labels.tsv", "a", encoding="utf-8") as f:
+        f.write("images/0.png\tStraße\n")
+    assert main(["attack", "--model", str(run), "--data", str(data), "--steps", "1", "--limit", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "1 lines skipped" in err and "'ß'" in err
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "labels.tsv").write_text("images/0.png\tStraße\n", encoding="utf-8")
+    shutil.copytree(small_store / "images", tmp_path / "e" / "images")
+    assert main(["attack", "--model", str(run), "--data", str(tmp_path / "e"), "--steps", "1"]) == 2
+    assert "no usable lines to attack" in capsys.readouterr().err
+
+
 def test_sigterm_finishes_the_step_saves_and_resume_continues(small_store, tmp_path, monkeypatch):
     import os
     import signal

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ..charset import ConfusableTable
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
+from ..errors import InputError
 from ..metrics import Scores
 from .attacks import confusable_attack, fgsm, model_state, pgd, read_texts, seeded_confusions
 from .confusion import TextConfuser
@@ -29,6 +30,9 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
         raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
     eps_v, step_v = parse_eps(eps), parse_eps(step_size)
     ds = LineDataset.open(data, charset)
+    if len(ds) == 0:
+        raise InputError(data, f"no usable lines to attack ({len(ds.problems)} skipped"
+                               + (f"; first: {ds.problems[0]})" if ds.problems else ")"))
     n = len(ds) if limit is None else min(limit, len(ds))
     sub = Subset(ds, list(range(n)))
     loader = DataLoader(sub, batch_sampler=BucketBatchSampler(ds.widths()[:n], batch_size, shuffle=False),
@@ -71,7 +75,7 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
             "clean_word_acc": base.word_acc, "robust_word_acc": robust.word_acc, "robust_cer": robust.cer,
             "robust_line_acc": robust.line_acc,
             "targeted_success": successes / robust.lines if attack == "confusable" and robust.lines else None,
-            "seconds": seconds}
+            "seconds": seconds, "skipped": len(ds.problems), "problems": ds.problems[:20]}
 
 
 def format_rows(rows: list[dict]) -> str:
