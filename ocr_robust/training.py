@@ -287,16 +287,14 @@ class Trainer:
         self.mode = make_mode(cfg.mode, cfg.mode_options)
         self.replays = int(getattr(self.mode, "replays", 1))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = max(4, cfg.epochs * len(self.sampler) * self.replays)  # OneCycleLR needs 2 steps per phase
-        warmup = min(max(cfg.warmup, 2.0 / total), 0.5)
-        if cfg.schedule == "onecycle":
-            self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=total,
-                                                             pct_start=warmup, anneal_strategy="cos")
-        elif cfg.schedule == "constant":
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda _: 1.0)
-            self.sched.total_steps = total
-        else:
+        total = max(4, cfg.epochs * len(self.sampler) * self.replays)
+        if cfg.schedule not in ("onecycle", "constant"):
             raise ValueError(f"schedule must be onecycle or constant, got {cfg.schedule!r}")
+        self.total_steps = total
+        self.train_seconds = 0.0  # time spent in training steps, over all sessions of the run
+        self._seconds_base = 0.0
+        self._session_t0: float | None = None
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.epoch = 0
         self.step = 0
         self.best = -1.0
@@ -306,6 +304,26 @@ class Trainer:
         self.best_loss = math.inf
         self.since_loss = self.since_val = 0  # epochs without improvement
         self.bad_steps = 0  # non-finite steps skipped in total
+
+    def _progress(self, step: int) -> float:
+        """Share of the schedule done: by steps, or by training time when that runs out first
+        (a time-limited run then still warms up and anneals fully on a slow machine)."""
+        p = step / self.total_steps
+        if self.cfg.time_limit_min and self._session_t0 is not None:
+            elapsed = self._seconds_base + time.perf_counter() - self._session_t0
+            p = max(p, elapsed / (60 * self.cfg.time_limit_min))
+        return min(p, 1.0)
+
+    def _lr_factor(self, step: int) -> float:
+        """One-cycle: linear warm-up from lr/25, cosine down to lr/250000 (or constant)."""
+        if self.cfg.schedule == "constant":
+            return 1.0
+        p = self._progress(step)
+        w = min(max(self.cfg.warmup, 2.0 / self.total_steps), 0.5)
+        lo, end = 1 / 25, 1 / 25e4
+        if p < w:
+            return lo + (1 - lo) * p / w
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * (p - w) / (1 - w)))
 
     def _init_weights(self, path: str) -> None:
         from safetensors.torch import load_file as _load
@@ -329,12 +347,15 @@ class Trainer:
         self.charset.save(self.out / "charset.txt")
 
     def save(self, best: bool) -> None:
+        if self._session_t0 is not None:
+            self.train_seconds = self._seconds_base + time.perf_counter() - self._session_t0
         save_weights(self.model, self.out / "last.safetensors")
         if best:
             save_weights(self.model, self.out / "best.safetensors")
         state = {
             "epoch": self.epoch, "step": self.step, "best": self.best, "history": json.dumps(self.history),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "total_steps": self.total_steps, "train_seconds": self.train_seconds,
             "rng_torch": torch.get_rng_state(), "rng_numpy": _np_state(), "rng_python": list(random.getstate()[1]),
             "batch_in_epoch": self.batch_in_epoch, "best_loss": self.best_loss, "since_loss": self.since_loss,
             "since_val": self.since_val, "bad_steps": self.bad_steps,
@@ -354,9 +375,9 @@ class Trainer:
         if not state_path.is_file():
             return False
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["scheduler"].get("total_steps", self.sched.total_steps) != self.sched.total_steps:
-            raise InputError(state_path, f"the run was scheduled for {state['scheduler'].get('total_steps')} steps, "
-                                         f"this config for {self.sched.total_steps}: resume with the run's own "
+        if int(state.get("total_steps", -1)) != self.total_steps:
+            raise InputError(state_path, f"the run was scheduled for {state.get('total_steps')} steps, "
+                                         f"this config for {self.total_steps}: resume with the run's own "
                                          "epochs and batch size")
         self.model.load_state_dict(load_file(str(self.out / "last.safetensors"), device=str(self.device)))
         self.opt.load_state_dict(state["optimizer"])
@@ -368,6 +389,7 @@ class Trainer:
         self.best_loss = float(state.get("best_loss", math.inf))
         self.since_loss, self.since_val = int(state.get("since_loss", 0)), int(state.get("since_val", 0))
         self.bad_steps = int(state.get("bad_steps", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if "sampler" in state and isinstance(self.sampler, HardExampleSampler):
             self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["rng_torch"])
@@ -444,8 +466,10 @@ class Trainer:
             tb = SummaryWriter(str(self.out / "tb"))
         except ImportError:  # TensorBoard is optional
             pass
-        t_start = time.perf_counter()
-        deadline = t_start + 60 * self.cfg.time_limit_min if self.cfg.time_limit_min else None
+        t_start = self._session_t0 = time.perf_counter()
+        self._seconds_base = self.train_seconds
+        # the limit counts the run's whole training time, over resumed sessions too
+        deadline = t_start + 60 * self.cfg.time_limit_min - self._seconds_base if self.cfg.time_limit_min else None
         stopped = None
         self._bad_in_row = 0
         stop_file = self.out / STOP_FILE
