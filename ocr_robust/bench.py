@@ -12,8 +12,8 @@ from .metrics import Scores
 
 
 def bench(model: str | Path, data: list[str], batch_size: int = 64, decoder: str = "greedy",
-          recognizer: Recognizer | None = None) -> list[dict]:
-    rec = recognizer or Recognizer(model, decoder=decoder)
+          recognizer: Recognizer | None = None, engine: str = "auto") -> list[dict]:
+    rec = recognizer or Recognizer(model, decoder=decoder, engine=engine)
     rows = []
     for d in data:
         ds = LineDataset(open_store(d), rec.charset)
@@ -24,7 +24,7 @@ def bench(model: str | Path, data: list[str], batch_size: int = 64, decoder: str
         s = Scores().update([p.text for p in preds], [ds.store.text(i) for i in ds.indices])
         rows.append({"data": str(d), "lines": s.lines, "word_acc": s.word_acc, "word_acc_caseless": s.word_acc_caseless,
                      "cer": s.cer, "line_acc": s.line_acc, "lines_per_s": s.lines / dt if dt else 0.0,
-                     "skipped": len(ds.problems), "problems": ds.problems[:20], "engine": rec.kind,
+                     "skipped": len(ds.problems), "problems": ds.problems[:20], "engine": rec.engine,
                      "errors": [(t, p.text) for p, t in zip(preds, [ds.store.text(i) for i in ds.indices]) if p.text != t][:20]})
     return rows
 

@@ -43,16 +43,21 @@ def _np(logp) -> np.ndarray:
     return np.asarray(logp, dtype=np.float64)
 
 
-def greedy(logp, charset: Charset) -> Decoded:
-    lp = _np(logp)
-    best = lp.argmax(1)
-    score = float(lp[np.arange(len(best)), best].sum())
+def greedy_ids(logp) -> list[int]:
+    """The best path's class ids with repeats merged and blanks removed."""
+    best = np.asarray(logp).argmax(1)
     ids, prev = [], BLANK
     for k in best:
         if k != prev and k != BLANK:
             ids.append(int(k))
         prev = k
-    return Decoded(charset.decode(ids), math.exp(score / max(1, len(best))))
+    return ids
+
+
+def greedy(logp, charset: Charset) -> Decoded:
+    lp = _np(logp)
+    score = float(lp.max(1).sum())
+    return Decoded(charset.decode(greedy_ids(lp)), math.exp(score / max(1, len(lp))))
 
 
 def greedy_batch(logp, lengths: Sequence[int], charset: Charset) -> list[Decoded]:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     tests = [str(out / "lines" / n) for n in ("test-clean", "test-watermark", "test-lowres")]
     bench_rows = st.run("benchmark on held-out fonts and watermark styles", bench, str(run), tests)
     ex = st.run("export to ONNX", export, str(run), str(out / "model"))
-    print(f"   {', '.join(ex['files'])}; parity max |diff| {ex['parity']['max_abs_diff']:.1e}")
+    print(f"   {', '.join(ex['files'])}; parity max |diff| {ex['parity']['onnx']['max_abs_diff']:.1e}")
     from .data.dataset import decode_grey
     from .data.store import open_store
 

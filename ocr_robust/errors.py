@@ -18,3 +18,7 @@ class InputError(Exception):
         self.line = line
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {problem}")
+
+
+class ExportError(RuntimeError):
+    """An export whose outputs do not match the PyTorch model (parity check failed)."""

@@ -1,6 +1,16 @@
-"""Export a training run for an OCR service: ONNX (dynamic batch and width), the weights as
-safetensors, and ``model.json`` (charset, preprocessing, decoder, provenance). A parity
-check against PyTorch runs at export time and fails the export loudly if it does not hold.
+"""Export a training run for an OCR service.
+
+Formats: ONNX (dynamic batch and width, opset ``OPSET``), TorchScript, and optionally a
+dynamically quantised int8 ONNX model for ONNX Runtime; always the weights as safetensors
+and ``model.json`` (charset, input height, preprocessing, decoder settings, training mode,
+version, the run's figures). A parity check against the PyTorch model runs at export time
+for every format and fails the export loudly (``ExportError``) if it does not hold:
+
+- fp32 formats (ONNX, TorchScript): log-probabilities within ``PARITY_ATOL`` and the same
+  decoded text, on line-like random inputs of several widths and on real sample lines;
+- int8: decoded text identical on at least ``INT8_MIN_AGREEMENT`` of the real sample lines (int8
+  changes logits by design, so the text is what is checked; the logit difference is
+  reported). Its accuracy change is measured by ``ocr-robust bench`` with ``--engine int8``.
 """
 
 from __future__ import annotations
@@ -14,39 +24,100 @@ import numpy as np
 import torch
 
 from . import __version__
-from .data.dataset import PIXEL_MAX, WIDTH_MULTIPLE
-from .inference import META_FILE, ONNX_FILE, WEIGHTS_FILE
+from .data.dataset import PIXEL_MAX, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
+from .decoding import greedy_ids
+from .errors import ExportError
+from .inference import INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE
 from .training import load_run, save_weights
 
 OPSET = 17
-PARITY_ATOL = 1e-3  # max |logprob difference| allowed between ONNX Runtime and PyTorch
+PARITY_ATOL = 1e-3  # max |logprob difference| allowed between an fp32 export and PyTorch
+INT8_MIN_AGREEMENT = 0.90  # share of real sample lines int8 must read exactly as PyTorch does
+FORMATS = ("onnx", "torchscript", "all")
 
 
-class ExportError(RuntimeError):
-    pass
+def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int) -> list[np.ndarray]:
+    """Up to ``n`` real line images for the parity check: ``sample`` (a line store), else the
+    run's validation store, else its training store; none if no store can be opened."""
+    from .data.store import open_store
+
+    for src in (sample, cfg.get("val"), cfg.get("data")):
+        if not src:
+            continue
+        try:
+            store = open_store(src)
+        except Exception:
+            if src == sample:
+                raise
+            continue
+        step = max(1, len(store) // n)
+        idx = list(range(0, len(store), step))[:n]
+        return [resize_to_height(decode_grey(store.image_bytes(i), store.name(i)), height, 2000) for i in idx]
+    return []
 
 
-def export(run: str | Path, out: str | Path, fmt: str = "onnx", sample_widths=(24, 160, 640)) -> dict:
-    if fmt != "onnx":
-        raise ValueError(f"format {fmt!r}: only 'onnx' is available so far")
+def _run_figures(run: Path) -> dict:
+    """The run's own figures for model.json: last and best validation, and a benchmark
+    table if one was written beside the run (``bench.json``)."""
+    out: dict = {}
+    metrics = run / "metrics.jsonl"
+    if metrics.is_file():
+        history = [json.loads(x) for x in metrics.read_text(encoding="utf-8").splitlines() if x.strip()]
+        if history:
+            out["validation_last"] = history[-1]
+            out["validation_best_word_acc"] = max(h.get("val_word_acc", 0.0) for h in history)
+    bench = run / "bench.json"
+    if bench.is_file():
+        out["benchmark"] = json.loads(bench.read_text(encoding="utf-8"))
+    return out
+
+
+def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | None = None,
+           sample: str | None = None, sample_lines: int = 128, sample_widths=(24, 160, 640)) -> dict:
+    """Write the export folder; returns {"out", "files", "parity": {format: report}}."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be int8, got {quantize!r}")
+    run = Path(run)
     model, charset, cfg = load_run(run, "best", "cpu")
+    model.eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     height = model.cfg.height
-    dummy = torch.full((2, 1, height, 64), 255.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), str(out / ONNX_FILE), input_names=["images"], output_names=["logprobs"],
-                          dynamic_axes={"images": {0: "batch", 3: "width"}, "logprobs": {0: "frames", 1: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+    lines = _sample_lines(run, cfg, sample, sample_lines, height)
+    if quantize and not lines:
+        raise ExportError("the int8 parity check needs real line images: give --sample LINE_STORE "
+                          "(the run's own data could not be opened)")
+    inputs = _parity_inputs(height, sample_widths, lines)
+    n_random = len(sample_widths)  # the first inputs are random line-like noise, the rest real lines
+    with torch.no_grad():
+        reference = [model(x).numpy() for x in inputs]
+
+    formats: dict[str, str] = {}
+    parity: dict[str, dict] = {}
+    if fmt in ("onnx", "all") or quantize:
+        _export_onnx(model, out / ONNX_FILE, height)
+        formats["onnx"] = ONNX_FILE
+        parity["onnx"] = _check(_ort_runner(out / ONNX_FILE), inputs, reference, "ONNX")
+    if fmt in ("torchscript", "all"):
+        with warnings.catch_warnings():  # deprecated in favour of torch.export, still what services load
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.script(model)
+            scripted.save(str(out / TORCHSCRIPT_FILE))
+            loaded = torch.jit.load(str(out / TORCHSCRIPT_FILE), map_location="cpu")
+        formats["torchscript"] = TORCHSCRIPT_FILE
+        parity["torchscript"] = _check(_torch_runner(loaded), inputs, reference, "TorchScript")
+    if quantize == "int8":
+        quantize_int8(out / ONNX_FILE, out / INT8_FILE)
+        formats["onnx_int8"] = INT8_FILE
+        parity["onnx_int8"] = _check(_ort_runner(out / INT8_FILE), inputs[n_random:], reference[n_random:],
+                                     "ONNX int8", int8=True)
     save_weights(model, out / WEIGHTS_FILE)
-    history = []
-    metrics = Path(run) / "metrics.jsonl"
-    if metrics.is_file():
-        history = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
     meta = {
-        "format": "ocr-robust-export", "version": __version__, "onnx": ONNX_FILE, "opset": OPSET,
-        "weights": WEIGHTS_FILE, "charset": charset.chars, "charset_name": charset.name, "blank": 0,
+        "format": "ocr-robust-export", "version": __version__, "formats": formats, "onnx_opset": OPSET,
+        "onnx": formats.get("onnx"), "weights": WEIGHTS_FILE, "charset": charset.chars, "charset_name": charset.name,
+        "blank": 0,
         "input": {"layout": "N x 1 x H x W", "height": height, "channels": 1, "dtype": "float32",
                   "pixel_range": [0.0, PIXEL_MAX], "ink": "dark on light",
                   "resize": "to height keeping aspect ratio (INTER_AREA down, INTER_LINEAR up)",
@@ -55,32 +126,81 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", sample_widths=(2
         "output": {"layout": "T x N x C log-probabilities", "frames": "T = W // 4", "classes": charset.num_classes},
         "decoder": {"method": "greedy", "beam": 8},
         "model": asdict(model.cfg), "training_mode": cfg.get("mode", "natural"),
-        "validation": history[-1] if history else None,
+        "figures": _run_figures(run), "parity": parity,
     }
-    parity = check_parity(model, out / ONNX_FILE, height, sample_widths)
-    meta["parity"] = parity
     (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "parity": parity}
 
 
-def check_parity(model, onnx_path: Path, height: int, widths=(24, 160, 640), seed: int = 0) -> dict:
-    """Logits within PARITY_ATOL and identical greedy paths on random line-like inputs."""
+def _export_onnx(model: torch.nn.Module, path: Path, height: int) -> None:
+    dummy = torch.full((2, 1, height, 64), 255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (dummy,), str(path), input_names=["images"], output_names=["logprobs"],
+                          dynamic_axes={"images": {0: "batch", 3: "width"}, "logprobs": {0: "frames", 1: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of the ONNX model's weights (MatMul/Gemm and the LSTM; the
+    convolutions stay fp32, where ONNX Runtime's integer convolution is slower on CPU)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer advises "pre-processing" on the root logger, every time
+    try:
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
+                         weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def _parity_inputs(height: int, widths, lines: list[np.ndarray]) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    inputs = [255.0 - 255.0 * (torch.rand(3, 1, height, w, generator=g) > 0.85).float() for w in widths]
+    for k in range(0, len(lines), 16):
+        inputs.append(pad_batch(lines[k : k + 16])[0])
+    return inputs
+
+
+def _ort_runner(path: Path):
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    g = torch.Generator().manual_seed(seed)
-    worst, same = 0.0, True
-    for w in widths:
-        x = 255.0 - 255.0 * (torch.rand(3, 1, height, w, generator=g) > 0.85).float()
-        with torch.no_grad():
-            ref = model(x).numpy()
-        got = sess.run(None, {"images": x.numpy()})[0]
-        if got.shape != ref.shape:
-            raise ExportError(f"ONNX output shape {got.shape} != PyTorch {ref.shape} at width {w}")
-        worst = max(worst, float(np.abs(got - ref).max()))
-        same &= bool((got.argmax(-1) == ref.argmax(-1)).all())
-    if worst > PARITY_ATOL or not same:
-        raise ExportError(f"ONNX/PyTorch parity failed: max |diff| {worst:.2e} (tolerance {PARITY_ATOL}), "
-                          f"same greedy path: {same}")
-    return {"max_abs_diff": worst, "tolerance": PARITY_ATOL, "same_greedy_path": same, "widths": list(widths)}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"images": x.numpy()})[0]
 
+
+def _torch_runner(module):
+    def run(x):
+        with torch.no_grad():
+            return module(x).numpy()
+    return run
+
+
+def _check(runner, inputs, reference, name: str, int8: bool = False) -> dict:
+    """Compare a runner's log-probs and greedy text with PyTorch's on every input."""
+    worst, same, total = 0.0, 0, 0
+    for x, ref in zip(inputs, reference):
+        got = runner(x)
+        if got.shape != ref.shape:
+            raise ExportError(f"{name} output shape {got.shape} != PyTorch {ref.shape} at width {x.shape[-1]}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+        for j in range(ref.shape[1]):
+            same += greedy_ids(got[:, j]) == greedy_ids(ref[:, j])
+            total += 1
+    agreement = same / max(1, total)
+    report = {"max_abs_diff": worst, "same_text": f"{same}/{total}", "agreement": agreement}
+    if int8:
+        report["min_agreement"] = INT8_MIN_AGREEMENT
+        if agreement < INT8_MIN_AGREEMENT:
+            raise ExportError(f"{name} parity failed: decoded text identical on {same}/{total} inputs "
+                              f"({100 * agreement:.1f}%), needs {100 * INT8_MIN_AGREEMENT:.0f}%")
+        return report
+    report["tolerance"] = PARITY_ATOL
+    if worst > PARITY_ATOL or same != total:
+        raise ExportError(f"{name} parity failed: max |logprob diff| {worst:.2e} (tolerance {PARITY_ATOL}), "
+                          f"decoded text identical on {same}/{total} inputs")
+    return report

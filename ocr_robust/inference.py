@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -16,11 +17,13 @@ from .decoding import Decoded, decode
 from .errors import InputError
 
 ONNX_FILE, WEIGHTS_FILE, META_FILE = "model.onnx", "model.safetensors", "model.json"
+INT8_FILE, TORCHSCRIPT_FILE = "model.int8.onnx", "model.ts"
+ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
 
 
 def model_kind(path: str | Path) -> str:
     p = Path(path)
-    if (p / META_FILE).is_file() and (p / ONNX_FILE).is_file():
+    if (p / META_FILE).is_file() and any((p / f).is_file() for f in (ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE)):
         return "export"
     if (p / "config.yaml").is_file() and (p / "best.safetensors").is_file():
         return "run"
@@ -28,40 +31,78 @@ def model_kind(path: str | Path) -> str:
                         "or an export folder (model.json + model.onnx)")
 
 
+def read_meta(path: str | Path) -> tuple[dict, Charset]:
+    """An export's model.json and charset, or one clear error naming the file."""
+    f = Path(path) / META_FILE
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+        return meta, Charset(meta["charset"], name=meta.get("charset_name", "export"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f, f"malformed model description: {e}") from None
+
+
 class Recognizer:
-    """``recognize(images)`` -> one :class:`Decoded` per grey uint8 line image."""
+    """``recognize(images)`` -> one :class:`Decoded` per grey uint8 line image.
+
+    ``engine``: for an export folder ``onnx`` (ONNX Runtime fp32), ``int8`` (the quantised
+    ONNX model), ``torchscript`` or ``torch`` (PyTorch from the safetensors weights); ``auto``
+    picks ONNX Runtime when the export has it. A run folder is read with PyTorch.
+    """
 
     def __init__(self, path: str | Path, device: str = "auto", decoder: str = "greedy", beam: int = 8,
-                 lexicon: set[str] | None = None, max_width: int | None = 2000):
-        from .training import load_run, pick_device
+                 lexicon: set[str] | None = None, max_width: int | None = 2000, engine: str = "auto",
+                 threads: int | None = None):
+        from .training import pick_device
 
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         self.path = Path(path)
         self.kind = model_kind(path)
         self.decoder, self.beam, self.lexicon, self.max_width = decoder, beam, lexicon, max_width
+        self._run = None  # callable: N x 1 x H x W tensor -> T x N x C numpy
         if self.kind == "run":
+            if engine not in ("auto", "torch"):
+                raise InputError(self.path, f"engine {engine!r} needs an export folder (ocr-robust export); "
+                                            "a run folder is read with PyTorch")
+            self.engine = "torch"
             self.device = pick_device(device)
-            self.model, self.charset, self.config = load_run(path, "best", self.device)
-            self.height = self.config["model_config"]["height"]
-        else:
+            self.model, self.charset, _ = load_torch_model(path, self.device)
+            self.height = self.model.cfg.height
+            return
+        self.meta, self.charset = read_meta(self.path)
+        self.height = int(self.meta["input"]["height"])
+        formats = self.meta.get("formats") or {"onnx": self.meta.get("onnx", ONNX_FILE)}
+        if engine == "auto":
+            engine = "onnx" if "onnx" in formats else "torchscript" if "torchscript" in formats else "torch"
+        self.engine = engine
+        key = {"onnx": "onnx", "int8": "onnx_int8", "torchscript": "torchscript"}.get(engine)
+        if key is not None and (key not in formats or not (self.path / formats[key]).is_file()):
+            raise InputError(self.path, f"this export has no {engine} model (it has: {', '.join(formats) or 'none'}); "
+                                        f"export it with --format all{' --quantize int8' if engine == 'int8' else ''}")
+        if engine in ("onnx", "int8"):
             import onnxruntime as ort
 
-            try:
-                self.meta = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
-                self.charset = Charset(self.meta["charset"], name=self.meta.get("charset_name", "export"))
-            except (ValueError, KeyError) as e:
-                raise InputError(self.path / META_FILE, f"malformed model description: {e}") from None
-            self.height = int(self.meta["input"]["height"])
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self.session = ort.InferenceSession(str(self.path / self.meta.get("onnx", ONNX_FILE)), opts,
-                                                providers=["CPUExecutionProvider"])
+            if threads:
+                opts.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(str(self.path / formats[key]), opts, providers=["CPUExecutionProvider"])
+            self._run = lambda x: self.session.run(None, {"images": x.numpy()})[0]
+        else:
+            self.device = pick_device(device)
+            if engine == "torchscript":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self.model = torch.jit.load(str(self.path / formats[key]), map_location=self.device).eval()
+            else:
+                self.model, _, _ = load_torch_model(path, self.device)
 
     def logprobs(self, batch: torch.Tensor) -> np.ndarray:
         """``N x 1 x H x W`` pixels 0..255 -> ``T x N x C`` log-probabilities."""
-        if self.kind == "run":
-            with torch.no_grad():
-                return self.model(batch.to(self.device)).float().cpu().numpy()
-        return self.session.run(None, {"images": batch.numpy()})[0]
+        if self._run is not None:
+            return self._run(batch)
+        with torch.no_grad():
+            return self.model(batch.to(self.device)).float().cpu().numpy()
 
     def recognize(self, images: Sequence[np.ndarray], batch_size: int = 64) -> list[Decoded]:
         resized = [resize_to_height(im, self.height, self.max_width) for im in images]
@@ -89,9 +130,8 @@ def load_torch_model(path: str | Path, device: str | torch.device = "cpu"):
     if model_kind(p) == "run":
         model, charset, cfg = load_run(p, "best", device)
         return model, charset, {"kind": "run", "mode": cfg.get("mode", "natural")}
+    meta, charset = read_meta(p)
     try:
-        meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
-        charset = Charset(meta["charset"], name=meta.get("charset_name", "export"))
         model = build_model(meta["model"])
         model.load_state_dict(load_file(str(p / meta.get("weights", WEIGHTS_FILE)), device="cpu"))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
@@ -113,4 +153,4 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-__all__ = ["Recognizer", "model_kind", "read_image", "load_torch_model", "HEIGHT"]
+__all__ = ["Recognizer", "model_kind", "read_meta", "read_image", "load_torch_model", "ENGINES", "HEIGHT"]

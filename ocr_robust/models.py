@@ -48,6 +48,7 @@ class CRNN(nn.Module):
         if cfg.height != 32:
             raise ValueError("the CRNN backbone is built for input height 32")
         self.cfg = cfg
+        self.pixel_max = float(PIXEL_MAX)  # an attribute, so that TorchScript can compile forward
         c1, c2, c3, c4 = cfg.channels
         self.backbone = nn.Sequential(
             conv_bn(1, c1), nn.MaxPool2d(2, 2),  # 16 x W/2
@@ -62,7 +63,7 @@ class CRNN(nn.Module):
         self.head = nn.Linear(2 * cfg.rnn_hidden, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x / PIXEL_MAX - 0.5) / 0.5
+        x = (x / self.pixel_max - 0.5) / 0.5
         f = self.backbone(x)  # N x C x 1 x T
         f = f.squeeze(2).permute(2, 0, 1)  # T x N x C
         f, _ = self.rnn(self.dropout(f))

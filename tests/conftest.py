@@ -64,3 +64,21 @@ def short_lines(src_dir: Path, out: Path, n: int, min_len: int = 0, max_len: int
                 w.add(f"{k}.png", src.text(i), src.image_bytes(i))
                 k += 1
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_store(lines_store, tmp_path_factory):
+    """The first 24 short lines of the generated corpus."""
+    return short_lines(lines_store, tmp_path_factory.mktemp("tiny"), 24)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store, tmp_path_factory):
+    """A tiny natural run: crnn-small, 12 epochs of 3 batches on the 24 lines."""
+    from ocr_robust.training import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(out), epochs=12, batch_size=8, lr=3e-3,
+                      augment=0.0, seed=1)
+    result = Trainer(cfg, progress=False).fit()
+    return out, result

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ..charset import Charset
 from ..data.store import open_writer
 from .degrade import degrade_page, parse_degrade
+from .layout import PageError, crop_line, render, text_lines
 
 AUTO_PARALLEL_PAGES = 24  # with --workers 0, fewer pages than this are ingested in-process
 
@@ -41,11 +42,6 @@ NORMALISE = str.maketrans({
     "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u00ad": "", "\u03bc": "\u00b5", "\u2024": ".",
 })
 _SPACES = re.compile(r"\s+")
-
-# Direction (rounded) -> cv2 rotation that makes the crop read left to right.
-_ROTATE = {(1, 0): None, (0, -1): cv2.ROTATE_90_CLOCKWISE, (0, 1): cv2.ROTATE_90_COUNTERCLOCKWISE,
-           (-1, 0): cv2.ROTATE_180}
-
 
 def normalise_text(text: str) -> str:
     """Expand ligatures, map look-alike code points, collapse whitespace."""
@@ -93,30 +89,6 @@ def _page_seed(seed: int, file: str, page: int) -> int:
     return zlib.crc32(f"{seed}:{Path(file).name}:{page}".encode())
 
 
-def _segments(line: dict, min_alpha: int) -> tuple[list[tuple[str, tuple]], int]:
-    """Runs of consecutive opaque spans as (text, bbox); also how many spans were translucent."""
-    segs, cur, translucent = [], [], 0
-    for span in line["spans"]:
-        if span.get("alpha", 255) < min_alpha:
-            translucent += 1
-            if cur:
-                segs.append(cur)
-                cur = []
-        else:
-            cur.append(span)
-    if cur:
-        segs.append(cur)
-    out = []
-    for spans in segs:
-        text = "".join(s["text"] for s in spans)
-        x0 = min(s["bbox"][0] for s in spans)
-        y0 = min(s["bbox"][1] for s in spans)
-        x1 = max(s["bbox"][2] for s in spans)
-        y1 = max(s["bbox"][3] for s in spans)
-        out.append((text, (x0, y0, x1, y1)))
-    return out, translucent
-
-
 def process_page(task: tuple[str, int, dict]) -> PageResult:
     """Rasterise, degrade and crop one page (runs in a worker process)."""
     path, pno, cfgd = task
@@ -124,58 +96,37 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
     res = PageResult(file=path, page=pno)
     try:
         page = _open(path)[pno]
-        if page.rotation:
-            page.set_rotation(0)  # the text layer is in unrotated coordinates
-        scale = cfg.dpi / 72.0
-        w_px, h_px = page.rect.width * scale, page.rect.height * scale
-        if w_px * h_px > cfg.max_page_pixels:
-            res.error = f"page too large to rasterise: {w_px:.0f}x{h_px:.0f} px at {cfg.dpi} dpi exceeds {cfg.max_page_pixels} px"
-            return res
-        info = page.get_text("dict", flags=pymupdf.TEXT_MEDIABOX_CLIP)
-        lines = [ln for b in info["blocks"] if b.get("type") == 0 for ln in b["lines"]]
-        res.has_text = any(s["text"].strip() for ln in lines for s in ln["spans"])
+        lines, skipped, res.has_text = text_lines(page, cfg.min_alpha)
+        res.skipped.update(skipped)
         if not res.has_text:
             res.error = "no text layer (image-only page)"
             return res
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csGRAY, alpha=False)
-        img = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, : pix.width]
+        img = render(page, cfg.dpi, cfg.max_page_pixels)
         degs = parse_degrade(cfg.degrade)
+        affine = None
         if degs:
-            img, res.degradations = degrade_page(img, degs, np.random.default_rng(_page_seed(cfg.seed, path, pno)))
+            img, res.degradations, affine = degrade_page(img, degs,
+                                                         np.random.default_rng(_page_seed(cfg.seed, path, pno)))
         charset = _charset(cfg.charset)
+        scale = cfg.dpi / 72.0
         for ln in lines:
-            d = (round(ln["dir"][0], 3), round(ln["dir"][1], 3))
-            if d not in _ROTATE:
-                res.skipped["not-upright (rotated text)"] += 1
+            text = normalise_text(ln.text)
+            if not text:
+                res.skipped["empty"] += 1
                 continue
-            segs, translucent = _segments(ln, cfg.min_alpha)
-            if not segs:
-                res.skipped["translucent (watermark text)"] += 1
+            missing = charset.missing(text)
+            if missing:
+                res.skipped["characters outside the charset"] += 1
+                res.skipped_chars.update(missing)
                 continue
-            for raw, (x0, y0, x1, y1) in segs:
-                text = normalise_text(raw)
-                if not text:
-                    res.skipped["empty"] += 1
-                    continue
-                missing = charset.missing(text)
-                if missing:
-                    res.skipped["characters outside the charset"] += 1
-                    res.skipped_chars.update(missing)
-                    continue
-                height = (y1 - y0) if d[1] == 0 else (x1 - x0)
-                m = cfg.margin * height
-                X0 = max(0, int(np.floor((x0 - m) * scale)))
-                Y0 = max(0, int(np.floor((y0 - m) * scale)))
-                X1 = min(img.shape[1], int(np.ceil((x1 + m) * scale)))
-                Y1 = min(img.shape[0], int(np.ceil((y1 + m) * scale)))
-                if min(X1 - X0, Y1 - Y0) < cfg.min_height_px:
-                    res.skipped["too small"] += 1
-                    continue
-                crop = img[Y0:Y1, X0:X1]
-                if _ROTATE[d] is not None:
-                    crop = cv2.rotate(crop, _ROTATE[d])
-                ok, png = cv2.imencode(".png", np.ascontiguousarray(crop))
-                res.lines.append((text, png.tobytes()))
+            got = crop_line(img, ln, scale, cfg.margin, cfg.min_height_px, affine)
+            if got is None:
+                res.skipped["too small"] += 1
+                continue
+            ok, png = cv2.imencode(".png", got[0])
+            res.lines.append((text, png.tobytes()))
+    except PageError as e:
+        res.error = str(e)
     except Exception as e:  # a broken page must not take the other pages with it
         res.error = f"{type(e).__name__}: {e}".strip()
     return res

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Inference speed and agreement of every engine, page reading, and the HTTP service under load.
+
+    python benchmarks/bench_inference.py --run demo-output/run --data demo-output/lines/test-clean \
+        [--pdfs demo-output/pdf/test-clean demo-output/pdf/test-watermark] [--service] \
+        [--train-data demo-output/lines/train.lmdb]
+
+1. Engines, on every line of ``--data`` (preprocessing and greedy decoding included):
+   PyTorch eager (the run), TorchScript, ONNX Runtime fp32 and int8 (an export made here with
+   ``--format all --quantize int8``), at batch 1 and batch 64: lines/s, p50/p99 latency of one
+   call, word accuracy, and agreement with PyTorch (identical text; max |log-prob| difference).
+2. The model's forward FLOPs per line (at the mean resized width of ``--data``) against the
+   machine's measured peak (fp32 matrix multiply with all threads): the share of the
+   hardware's limit each engine reaches.
+3. ``--pdfs``: reading whole pages. Line segmentation of image-only pages (the text-layer
+   boxes are the truth): recall and precision; and word accuracy of the lines read from
+   segmentation against the same lines cropped from the text layer.
+4. ``--service``: ``ocr-robust serve`` started in a subprocess, loaded from this process by
+   ``--clients`` concurrent clients sending ``--requests`` single-line requests in total:
+   requests/s, p50/p99 latency, errors, the server's resident memory before and after.
+5. ``--train-data``: natural training lines/s of the run's model (one short epoch).
+
+Writes benchmarks/results/inference.json and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_ingest import machine  # noqa: E402
+
+from ocr_robust.data.dataset import decode_grey, pad_batch, resize_to_height  # noqa: E402
+from ocr_robust.data.store import open_store  # noqa: E402
+from ocr_robust.export import export  # noqa: E402
+from ocr_robust.inference import Recognizer  # noqa: E402
+from ocr_robust.metrics import Scores  # noqa: E402
+from ocr_robust.models import forward_flops  # noqa: E402
+
+
+def timed(rec: Recognizer, images, batch_size: int) -> dict:
+    """Read all images in calls of ``batch_size`` (in the given order); per-call latency."""
+    rec.recognize(images[:batch_size], batch_size=batch_size)  # warm-up
+    lat, texts = [], []
+    t0 = time.perf_counter()
+    for k in range(0, len(images), batch_size):
+        t = time.perf_counter()
+        texts += [d.text for d in rec.recognize(images[k : k + batch_size], batch_size=batch_size)]
+        lat.append(time.perf_counter() - t)
+    dt = time.perf_counter() - t0
+    return {"lines_per_s": len(images) / dt, "p50_ms": 1000 * float(np.percentile(lat, 50)),
+            "p99_ms": 1000 * float(np.percentile(lat, 99)), "texts": texts}
+
+
+def peak_gflops(seconds: float = 3.0) -> float:
+    """Measured fp32 matrix-multiply rate with all threads (the machine's practical peak)."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return 2 * 2048**3 * n / (time.perf_counter() - t0) / 1e9
+
+
+def engines(run: str, exp: Path, images, truth) -> tuple[list[dict], dict]:
+    recs = {"PyTorch eager": Recognizer(run), "TorchScript": Recognizer(exp, engine="torchscript"),
+            "ONNX Runtime fp32": Recognizer(exp, engine="onnx"), "ONNX Runtime int8": Recognizer(exp, engine="int8")}
+    # similar widths together, as a service or `bench` would batch them
+    order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+    ordered, ordered_truth = [images[i] for i in order], [truth[i] for i in order]
+    rows, texts = [], {}
+    for name, rec in recs.items():
+        for bs in (1, 64):
+            r = timed(rec, ordered, bs)
+            texts[name] = r.pop("texts")
+            s = Scores().update(texts[name], ordered_truth)
+            rows.append({"engine": name, "batch": bs, "lines": len(images), "lines_per_s": round(r["lines_per_s"], 1),
+                         "ms_per_line": round(1000 / r["lines_per_s"], 3), "p50_ms": round(r["p50_ms"], 2),
+                         "p99_ms": round(r["p99_ms"], 2), "word_acc": s.word_acc})
+    ref = recs["PyTorch eager"]
+    agreement = {}
+    resized = [resize_to_height(im) for im in ordered]
+    for name, rec in recs.items():
+        worst = 0.0
+        for k in range(0, len(resized), 64):
+            batch, _ = pad_batch(resized[k : k + 64])
+            worst = max(worst, float(np.abs(ref.logprobs(batch) - rec.logprobs(batch)).max()))
+        agreement[name] = {"identical_text": sum(x == y for x, y in zip(texts[name], texts["PyTorch eager"])),
+                           "lines": len(images), "max_abs_logprob_diff": worst}
+    return rows, agreement
+
+
+def pages(rec: Recognizer, pdf_dirs: list[str]) -> list[dict]:
+    """Segmentation vs the text layer on each folder's PDFs (pages rendered as images)."""
+    import pymupdf
+
+    from ocr_robust.pdf.ingest import normalise_text
+    from ocr_robust.pdf.layout import crop_line, render, same_line, text_lines
+    from ocr_robust.pdf.read import read_page_image
+
+    rows = []
+    for d in pdf_dirs:
+        n_true = n_found = hit = good = 0
+        seg_texts, layer_texts, truth_texts = [], [], []
+        t0 = time.perf_counter()
+        n_pages = 0
+        for f in sorted(Path(d).glob("*.pdf")):
+            for page in pymupdf.open(f):
+                n_pages += 1
+                img = render(page, 150, 10**8)
+                lines = [ln for ln in text_lines(page)[0] if ln.text.strip() and ln.direction == (1, 0)]
+                truth = [(crop_line(img, ln, 150 / 72, 0.0), ln) for ln in lines]
+                truth = [(c[1], c[0], ln) for c, ln in truth if c is not None]
+                reading = read_page_image(rec, img)
+                boxes = [ln["box"] for ln in reading.lines]
+                n_true += len(truth)
+                n_found += len(boxes)
+                good += sum(any(same_line(t, b) for t, _, _ in truth) for b in boxes)
+                layer_reads = rec.recognize([crop_line(img, ln, 150 / 72, 0.2)[0] for _, _, ln in truth]) if truth else []
+                for (t, _, ln), lr in zip(truth, layer_reads):
+                    match = [k for k, b in enumerate(boxes) if same_line(t, b)]
+                    if match:
+                        hit += 1
+                        seg_texts.append(reading.lines[match[0]]["text"])
+                        layer_texts.append(lr.text)
+                        truth_texts.append(normalise_text(ln.text))
+        seg = Scores().update(seg_texts, truth_texts)
+        lay = Scores().update(layer_texts, truth_texts)
+        rows.append({"pdfs": d, "pages": n_pages, "true_lines": n_true, "found": n_found,
+                     "recall": hit / max(1, n_true), "precision": good / max(1, n_found),
+                     "word_acc_segmented": seg.word_acc, "word_acc_text_layer_boxes": lay.word_acc,
+                     "seconds": round(time.perf_counter() - t0, 1)})
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: int = 1) -> dict:
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(exp), "--port", str(port),
+                             "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        rss0 = _rss_mb(proc.pid)
+        lat: list[float] = []
+        errors: list[str] = []
+        counter = iter(range(requests))
+        lock = threading.Lock()
+
+        def client(k: int) -> None:
+            with httpx.Client(timeout=120) as c:
+                while True:
+                    with lock:
+                        i = next(counter, None)
+                    if i is None:
+                        return
+                    png = pngs[i % len(pngs)]
+                    t = time.perf_counter()
+                    try:
+                        r = c.post(url + "/v1/recognize", files={"images": (f"{i}.png", png, "image/png")})
+                        ok = r.status_code == 200
+                        if not ok:
+                            errors.append(f"{r.status_code}: {r.text[:100]}")
+                    except httpx.HTTPError as e:
+                        errors.append(f"{type(e).__name__}: {e}")
+                        ok = False
+                    if ok:
+                        lat.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        dt = time.perf_counter() - t0
+        health = httpx.get(url + "/healthz").json()
+        rss1 = _rss_mb(proc.pid)
+        return {"clients": clients, "requests": requests, "workers": workers, "seconds": round(dt, 1),
+                "requests_per_s": round(requests / dt, 1), "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
+                "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1), "errors": len(errors),
+                "error_examples": errors[:5], "batches": health["batches"],
+                "lines_per_batch": round(health["lines"] / max(1, health["batches"]), 1),
+                "rss_mb_before": round(rss0, 1), "rss_mb_after": round(rss1, 1)}
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--pdfs", nargs="*", default=[])
+    ap.add_argument("--service", action="store_true")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--train-data")
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "inference.json"))
+    a = ap.parse_args()
+    store = open_store(a.data)
+    images = [decode_grey(store.image_bytes(i), store.name(i)) for i in range(len(store))]
+    truth = [store.text(i) for i in range(len(store))]
+    result: dict = {"machine": machine(), "data": a.data, "lines": len(images), "run": a.run}
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = Path(tmp) / "export"
+        ex = export(a.run, exp, "all", quantize="int8", sample=a.data)
+        result["export_parity"] = ex["parity"]
+        rec = Recognizer(exp)
+        rows, agreement = engines(a.run, exp, images, truth)
+        result["engines"], result["agreement"] = rows, agreement
+        mean_w = float(np.mean([resize_to_height(im).shape[1] for im in images]))
+        width = max(8, int(round(mean_w / 8)) * 8)
+        flops = forward_flops(Recognizer(a.run).model, width)
+        peak = peak_gflops()
+        result["flops"] = {"mean_width": round(mean_w, 1), "width": width, "gflops_per_line": flops / 1e9,
+                           "peak_gflops": round(peak, 1)}
+        for r in rows:
+            r["gflops_per_s"] = round(r["lines_per_s"] * flops / 1e9, 2)
+            r["share_of_peak"] = round(r["lines_per_s"] * flops / 1e9 / peak, 4)
+        if a.pdfs:
+            result["pages"] = pages(rec, a.pdfs)
+        if a.service:
+            import cv2
+
+            pngs = [cv2.imencode(".png", im)[1].tobytes() for im in images]
+            result["service"] = service(exp, pngs, a.clients, a.requests)
+    if a.train_data:
+        from ocr_robust.training import TrainConfig, Trainer
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(data=a.train_data, out=tmp, epochs=1, batch_size=32, seed=0)
+            tr = Trainer(cfg, progress=False)
+            r = tr.fit()
+            result["training"] = {"model": cfg.model, "batch_size": 32,
+                                  "lines_per_s": round(r["history"][0]["train_lines_per_s"], 1),
+                                  "epoch_lines": len(tr.train_ds), "epoch_seconds": round(r["history"][0]["epoch_seconds"], 1)}
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    report(result)
+    return 0
+
+
+def report(result: dict) -> None:
+    print(f"Machine: {result['machine']}; {result['lines']} lines of {result['data']}\n")
+    f = result["flops"]
+    print(f"Forward FLOPs per line (mean width {f['mean_width']} px -> {f['width']}): {f['gflops_per_line']:.3f} GFLOP; "
+          f"measured peak {f['peak_gflops']} GFLOP/s\n")
+    print("| engine | batch | lines/s | ms/line | p50 ms/call | p99 ms/call | word acc | identical text | GFLOP/s | share of peak |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in result["engines"]:
+        ag = result["agreement"][r["engine"]]
+        print(f"| {r['engine']} | {r['batch']} | {r['lines_per_s']} | {r['ms_per_line']} | {r['p50_ms']} | {r['p99_ms']} | "
+              f"{100 * r['word_acc']:.2f}% | {ag['identical_text']}/{ag['lines']} | {r['gflops_per_s']} | "
+              f"{100 * r['share_of_peak']:.1f}% |")
+    print()
+    for name, ag in result["agreement"].items():
+        print(f"- {name} vs PyTorch: max |log-prob diff| {ag['max_abs_logprob_diff']:.2e}")
+    for p in result.get("pages", []):
+        print(f"\nPages of {p['pdfs']}: {p['pages']} pages, {p['true_lines']} text-layer lines; segmentation found "
+              f"{p['found']} (recall {100 * p['recall']:.1f}%, precision {100 * p['precision']:.1f}%); word accuracy "
+              f"of matched lines read from segmentation {100 * p['word_acc_segmented']:.2f}% vs from text-layer boxes "
+              f"{100 * p['word_acc_text_layer_boxes']:.2f}%")
+    if "service" in result:
+        s = result["service"]
+        print(f"\nService: {s['requests']} requests from {s['clients']} clients in {s['seconds']} s: "
+              f"{s['requests_per_s']} requests/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, errors {s['errors']}; "
+              f"{s['batches']} batches, {s['lines_per_batch']} lines per batch; server memory "
+              f"{s['rss_mb_before']} -> {s['rss_mb_after']} MB")
+    if "training" in result:
+        t = result["training"]
+        print(f"\nTraining ({t['model']}, natural, batch {t['batch_size']}): {t['lines_per_s']} lines/s "
+              f"({t['epoch_lines']} lines in {t['epoch_seconds']} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

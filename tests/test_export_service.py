@@ -1,0 +1,246 @@
+"""Export formats with parity, reading PDFs and page images, and the HTTP service run for real."""
+
+import concurrent.futures as cf
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import httpx
+import numpy as np
+import pymupdf
+import pytest
+
+from ocr_robust.cli import main
+from ocr_robust.data.dataset import decode_grey
+from ocr_robust.data.store import FolderStore
+from ocr_robust.errors import ExportError, InputError
+from ocr_robust.export import export
+from ocr_robust.inference import Recognizer
+from ocr_robust.pdf.layout import crop_line, render, same_line, segment_lines, text_lines
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tiny_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    r = export(tiny_run[0], out, "all", quantize="int8", sample=str(tiny_store))
+    return out, r
+
+
+def _lines(store_dir, n=None):
+    s = FolderStore(store_dir)
+    k = len(s) if n is None else n
+    return [decode_grey(s.image_bytes(i), s.name(i)) for i in range(k)], [s.path / s.name(i) for i in range(k)]
+
+
+def test_every_format_round_trips_with_parity(exported, tiny_run, tiny_store):
+    out, r = exported
+    assert set(r["parity"]) == {"onnx", "torchscript", "onnx_int8"}
+    for fmt in ("onnx", "torchscript"):
+        assert r["parity"][fmt]["max_abs_diff"] < 1e-3 and r["parity"][fmt]["agreement"] == 1.0
+    assert r["parity"]["onnx_int8"]["agreement"] >= 0.9
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["formats"] == {"onnx": "model.onnx", "torchscript": "model.ts", "onnx_int8": "model.int8.onnx"}
+    assert meta["onnx_opset"] == 17 and meta["training_mode"] == "natural" and meta["version"]
+    assert meta["figures"]["validation_last"]["epoch"] == 12 and meta["decoder"]["method"] == "greedy"
+    images, _ = _lines(tiny_store)
+    reference = [d.text for d in Recognizer(tiny_run[0]).recognize(images)]
+    for engine in ("onnx", "torchscript", "torch"):
+        assert [d.text for d in Recognizer(out, engine=engine).recognize(images)] == reference, engine
+    int8 = [d.text for d in Recognizer(out, engine="int8").recognize(images)]
+    assert sum(a == b for a, b in zip(int8, reference)) >= 0.9 * len(images)
+
+
+def test_a_failed_parity_check_fails_the_export_loudly(tiny_run, tmp_path, monkeypatch, capsys):
+    import ocr_robust.export as ex
+
+    monkeypatch.setattr(ex, "PARITY_ATOL", -1.0)  # nothing can meet it
+    with pytest.raises(ExportError, match="ONNX parity failed"):
+        export(tiny_run[0], tmp_path / "a")
+    assert not (tmp_path / "a" / "model.json").exists()
+    assert main(["export", "--model", str(tiny_run[0]), "--out", str(tmp_path / "b")]) == 1
+    assert "parity failed" in capsys.readouterr().err
+    monkeypatch.undo()
+    export(tiny_run[0], tmp_path / "plain")  # ONNX only
+    with pytest.raises(InputError, match="has no int8 model"):
+        Recognizer(tmp_path / "plain", engine="int8")
+
+
+# --- reading PDFs and page images --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pdf_pair(corpus, tmp_path_factory):
+    """A generated PDF with a text layer, and the same pages as images only."""
+    src = sorted(corpus.glob("*.pdf"))[0]
+    out = tmp_path_factory.mktemp("pdfs") / "image-only.pdf"
+    doc, img_doc = pymupdf.open(src), pymupdf.open()
+    for page in doc:
+        pix = page.get_pixmap(dpi=150, colorspace=pymupdf.csGRAY)
+        p = img_doc.new_page(width=page.rect.width, height=page.rect.height)
+        p.insert_image(p.rect, pixmap=pix)
+    img_doc.save(out)
+    return src, out
+
+
+def test_recognize_reads_a_pdf_with_and_without_a_text_layer(pdf_pair, exported, capsys):
+    src, image_only = pdf_pair
+    model = str(exported[0])
+    assert main(["recognize", "--model", model, str(src), str(image_only), "--output", "json"]) == 0
+    with_layer, without = json.loads(capsys.readouterr().out)
+    doc = pymupdf.open(src)
+    for pg, page in zip(with_layer["pages"], doc):
+        truth = [ln for ln in text_lines(page)[0] if ln.text.strip()]
+        assert pg["source"] == "text-layer" and pg["unit"] == "pt" and pg["error"] is None
+        assert [ln["layer_text"] for ln in pg["lines"]] == [ln.text for ln in truth]
+        assert all(isinstance(ln["text"], str) and 0 <= ln["confidence"] <= 1 for ln in pg["lines"])
+    found = true = 0
+    for pg, page in zip(without["pages"], doc):
+        assert pg["source"] == "segmentation" and pg["unit"] == "pt"
+        boxes = [ln["box"] for ln in pg["lines"]]
+        truth = [ln.bbox for ln in text_lines(page)[0] if ln.text.strip() and ln.direction == (1, 0)]
+        true += len(truth)
+        found += sum(any(same_line(t, b) for b in boxes) for t in truth)
+    assert found >= 0.85 * true  # the generated pages carry watermarks and stamps
+    # TSV: a header and one row per line, with the box
+    assert main(["recognize", "--model", model, str(src), "--output", "tsv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("file\tpage\tline\tx0") and len(rows) == 1 + sum(len(p["lines"]) for p in with_layer["pages"])
+
+
+def test_line_segmentation_of_a_clean_page(tmp_path):
+    from conftest import write_pdf
+    lines = [(72, 100 + 30 * k, f"Line number {k} of the page", "helvetica", 12) for k in range(10)]
+    lines += [(350, 100, "right column", "times", 12)]
+    path = write_pdf(tmp_path / "p.pdf", lines)
+    page = pymupdf.open(path)[0]
+    img = render(page, 150, 10**8)
+    boxes = segment_lines(img)
+    truth = [crop_line(img, ln, 150 / 72, 0.0)[1] for ln in text_lines(page)[0]]
+    assert len(boxes) == len(truth) == 11
+    assert all(any(same_line(t, b) for b in boxes) for t in truth)
+    assert segment_lines(np.full((500, 400), 255, np.uint8)) == []  # a blank page has no lines
+
+
+def test_recognize_reports_bad_inputs_and_keeps_the_rest(exported, tiny_store, tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.7 truncated")
+    _, paths = _lines(tiny_store, 2)
+    rc = main(["recognize", "--model", str(exported[0]), str(tmp_path / "bad.png"), str(paths[0]),
+               str(tmp_path / "bad.pdf"), str(paths[1])])
+    out = capsys.readouterr()
+    assert rc == 1 and out.out.count("\n") == 2
+    assert "bad.png: cannot decode the image" in out.err and "bad.pdf" in out.err
+
+
+# --- the service ---------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(exported[0]),
+                             "--port", str(port), "--max-wait-ms", "300", "--max-images", "8",
+                             "--max-image-pixels", "200000", "--max-pdf-pages", "3", "--max-body-mb", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stdout.read().decode())
+    else:
+        proc.kill()
+        raise RuntimeError("the service did not start")
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+def _png(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def test_service_answers_recognize_pdf_healthz_and_model(server, exported, tiny_store, pdf_pair):
+    images, paths = _lines(tiny_store, 3)
+    expected = [d.text for d in Recognizer(exported[0]).recognize(images)]
+    files = [("images", (p.name, p.read_bytes(), "image/png")) for p in paths]
+    r = httpx.post(server + "/v1/recognize", files=files, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["text"] for x in body["lines"]] == expected and [x["name"] for x in body["lines"]] == [p.name for p in paths]
+    pdf = pdf_pair[0].read_bytes()
+    r = httpx.post(server + "/v1/pdf", files={"file": ("doc.pdf", pdf, "application/pdf")}, timeout=120)
+    assert r.status_code == 200, r.text
+    pages = r.json()["pages"]
+    assert len(pages) == pymupdf.open(pdf_pair[0]).page_count and pages[0]["lines"][0]["layer_text"]
+    h = httpx.get(server + "/healthz").json()
+    assert h["status"] == "ok" and h["engine"] == "onnx" and h["lines"] >= 3
+    assert httpx.get(server + "/v1/model").json()["charset"] == json.loads((exported[0] / "model.json").read_text())["charset"]
+    assert "/v1/recognize" in httpx.get(server + "/openapi.json").json()["paths"]
+
+
+def test_bad_requests_get_the_right_4xx_with_a_json_error(server, tiny_store, tmp_path):
+    _, paths = _lines(tiny_store, 1)
+    png = paths[0].read_bytes()
+    post = lambda path, **kw: httpx.post(server + path, timeout=60, **kw)  # noqa: E731
+    cases = {
+        "empty file": (post("/v1/recognize", files={"images": ("e.png", b"", "image/png")}), 400, "empty file"),
+        "corrupt image": (post("/v1/recognize", files={"images": ("c.png", png[:40], "image/png")}), 400, "cannot decode"),
+        "a PDF as an image": (post("/v1/recognize", files={"images": ("x.png", b"%PDF-1.4 x", "image/png")}), 400,
+                              "cannot decode"),
+        "no images": (post("/v1/recognize", data={"x": "1"}), 422, "images"),
+        "too many images": (post("/v1/recognize", files=[("images", ("a.png", png, "image/png"))] * 9), 413, "limit of 8"),
+        "gigantic image": (post("/v1/recognize", files={"images": ("g.png", _png(np.full((20, 20000), 255, np.uint8)),
+                                                                    "image/png")}), 413, "exceeds the limit"),
+        "an image as a PDF": (post("/v1/pdf", files={"file": ("d.pdf", png, "application/pdf")}), 400, "not a PDF"),
+        "corrupt PDF": (post("/v1/pdf", files={"file": ("d.pdf", b"%PDF-1.7\n" + os.urandom(500), "application/pdf")}),
+                        400, "d.pdf"),
+        "empty PDF": (post("/v1/pdf", files={"file": ("d.pdf", b"", "application/pdf")}), 400, "empty file"),
+        "oversize body": (post("/v1/pdf", files={"file": ("big.pdf", b"%PDF-" + b"0" * 1_100_000, "application/pdf")}),
+                          413, "exceeds the limit"),
+        "bad dpi": (post("/v1/pdf?dpi=5000", files={"file": ("d.pdf", b"%PDF-1.4", "application/pdf")}), 422, "dpi"),
+    }
+    doc = pymupdf.open()
+    for _ in range(4):
+        doc.new_page()
+    cases["too many pages"] = (post("/v1/pdf", files={"file": ("p.pdf", doc.tobytes(), "application/pdf")}), 413,
+                               "4 pages exceed the limit of 3")
+    enc = pymupdf.open()
+    enc.new_page()
+    enc_bytes = enc.tobytes(encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="u", owner_pw="o")
+    cases["encrypted PDF"] = (post("/v1/pdf", files={"file": ("s.pdf", enc_bytes, "application/pdf")}), 400, "encrypted")
+    for name, (r, status, text) in cases.items():
+        assert r.status_code == status, (name, r.status_code, r.text)
+        assert text in r.json()["error"], (name, r.json())
+    assert httpx.get(server + "/healthz").status_code == 200  # and the service is still up
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, exported, tiny_store):
+    images, paths = _lines(tiny_store, 12)
+    expected = [d.text for d in Recognizer(exported[0]).recognize(images)]
+
+    def one(k):
+        files = [("images", (paths[i].name, paths[i].read_bytes(), "image/png")) for i in (k, k + 6)]
+        t0 = time.perf_counter()
+        r = httpx.post(server + "/v1/recognize", files=files, timeout=60)
+        return k, r.json(), time.perf_counter() - t0
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(one, range(6)))
+    batches = {body["batch"]["id"] for _, body, _ in results}
+    for k, body, _ in results:
+        assert [x["text"] for x in body["lines"]] == [expected[k], expected[k + 6]]
+    # six requests within the 300 ms window: fewer batches than requests, one holding several
+    assert len(batches) < 6 and max(body["batch"]["requests"] for _, body, _ in results) >= 2
