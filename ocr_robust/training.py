@@ -175,11 +175,26 @@ def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size
     return scores
 
 
+def _durable_replace(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` over ``path`` after its bytes are on disk, then make the rename durable."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save_weights(model: CRNN, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp),
               metadata={"model": json.dumps(asdict(model.cfg))})
-    os.replace(tmp, path)
+    _durable_replace(tmp, path)
 
 
 def load_run(run: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[CRNN, Charset, dict]:
@@ -194,7 +209,7 @@ def load_run(run: str | Path, which: str = "best", device: str | torch.device = 
     try:
         model.load_state_dict(load_file(str(weights), device="cpu"))
     except Exception as e:
-        raise InputError(weights, f"weights do not fit the model in config.yaml: {e}") from None
+        raise InputError(weights, f"cannot load: not safetensors weights that fit the model in config.yaml ({e})") from None
     return model.to(device).eval(), charset, cfg
 
 
@@ -352,7 +367,8 @@ class Trainer:
         save_weights(self.model, self.out / "last.safetensors")
         if best:
             save_weights(self.model, self.out / "best.safetensors")
-        state = {
+        state = {  # one file, renamed into place: the weights inside it always match the rest
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             "epoch": self.epoch, "step": self.step, "best": self.best, "history": json.dumps(self.history),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "total_steps": self.total_steps, "train_seconds": self.train_seconds,
@@ -366,20 +382,25 @@ class Trainer:
         tmp = self.out / "last.state.tmp"
         with open(tmp, "wb") as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.out / "last.state.pt")
+        _durable_replace(tmp, self.out / "last.state.pt")
 
     def resume(self) -> bool:
         state_path = self.out / "last.state.pt"
         if not state_path.is_file():
             return False
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a pickle with code in it, or a damaged file: never executed
+            raise InputError(state_path, "refused: not a plain training state (weights-only loading failed: "
+                                         f"{str(e).splitlines()[0][:200]})") from None
         if int(state.get("total_steps", -1)) != self.total_steps:
             raise InputError(state_path, f"the run was scheduled for {state.get('total_steps')} steps, "
                                          f"this config for {self.total_steps}: resume with the run's own "
                                          "epochs and batch size")
-        self.model.load_state_dict(load_file(str(self.out / "last.safetensors"), device=str(self.device)))
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
+        else:  # a run saved before the weights moved into the state file
+            self.model.load_state_dict(load_file(str(self.out / "last.safetensors"), device=str(self.device)))
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])

@@ -28,7 +28,14 @@ PIXEL_MAX = 255.0
 
 
 def decode_grey(data: bytes, where: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    """Grey uint8 from PNG/JPEG/TIFF/... bytes (16-bit scaled, alpha composited onto white,
+    colour converted); ``InputError`` naming ``where`` for anything that is not a usable image."""
+    if not data:
+        raise InputError(where, "cannot decode the image: the file is empty")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV refuses some inputs by raising (e.g. a header claiming >2^30 pixels)
+        raise InputError(where, f"cannot decode the image ({str(e).strip().splitlines()[-1][:160]})") from None
     if img is None or img.size == 0:
         raise InputError(where, "cannot decode the image (corrupt or not an image)")
     if img.dtype == np.uint16:
