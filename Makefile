@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 DEMO := demo-output
 
-.PHONY: setup test demo bench-ingest bench-defences clean
+.PHONY: setup test demo anchors bench-ingest bench-defences clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,15 @@ test: setup
 
 demo: setup
 	$(PY) -m ocr_robust.demo --out $(DEMO)
+
+# the benchmark's anchors: Tesseract 5 (Debian) and PP-OCRv4 recognition (rapidocr-onnxruntime, whose
+# wheel ships the ONNX models). --no-deps: its opencv-python requirement would clash with the
+# opencv-python-headless we use (both provide cv2); its other requirements are listed here.
+anchors: setup
+	command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng; }
+	$(PY) -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4" pyclipper shapely six pillow
 
 bench-ingest: setup
 	$(PY) benchmarks/bench_ingest.py

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError
+from .errors import ExportError, InputError
+from .inference import ENGINES
 
 
 def _expand_pdfs(items: list[str]) -> list[str]:
@@ -166,7 +167,7 @@ def cmd_attack(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from .bench import bench, format_table
 
-    rows = bench(a.model, a.data, batch_size=a.batch_size, decoder=a.decoder)
+    rows = bench(a.model, a.data, batch_size=a.batch_size, decoder=a.decoder, engine=a.engine)
     print(format_table(rows))
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -176,29 +177,130 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from .export import export
 
-    r = export(a.model, a.out, a.format)
-    p = r["parity"]
-    print(f"exported {a.model} to {r['out']}: {', '.join(r['files'])}; parity ONNX vs PyTorch: max |diff| "
-          f"{p['max_abs_diff']:.1e} (tolerance {p['tolerance']}), same greedy path: {p['same_greedy_path']}")
+    r = export(a.model, a.out, a.format, quantize=a.quantize, sample=a.sample)
+    print(f"exported {a.model} to {r['out']}: {', '.join(r['files'])}")
+    for fmt, p in r["parity"].items():
+        tol = f" (tolerance {p['tolerance']})" if "tolerance" in p else f" (needs {100 * p['min_agreement']:.0f}%)"
+        print(f"  parity {fmt} vs PyTorch: max |logprob diff| {p['max_abs_diff']:.1e}, "
+              f"same text on {p['same_text']} inputs{tol}")
     return 0
+
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".pnm"}
+
+
+def _expand_inputs(items: list[str]) -> list[str]:
+    """Files as given; folders as their images and PDFs (sorted, recursively)."""
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS | {".pdf"})
+        else:
+            out.append(item)
+    return out
 
 
 def cmd_recognize(a: argparse.Namespace) -> int:
     from .inference import Recognizer, read_image
+    from .pdf.read import open_pdf, read_page_image, read_pdf_pages
 
-    rec = Recognizer(a.model, decoder=a.decoder, beam=a.beam,
+    rec = Recognizer(a.model, decoder=a.decoder, beam=a.beam, engine=a.engine,
                      lexicon=set(Path(a.lexicon).read_text(encoding="utf-8").split()) if a.lexicon else None)
-    paths, images, failed = [], [], 0
-    for item in a.images:
+    inputs = _expand_inputs(a.inputs)
+    if not inputs:
+        raise InputError(" ".join(a.inputs), "no image or PDF found")
+    failed = 0
+    results: list[dict] = []  # one per input, in order
+
+    def fail(item: str, e: Exception) -> None:
+        nonlocal failed
+        print(f"ocr-robust recognize: {e}", file=sys.stderr)
+        failed += 1
+
+    lines: list[tuple[str, object]] = []  # (path, image) of line images, read together in batches
+    for item in inputs:
+        is_pdf = item.lower().endswith(".pdf")
         try:
-            images.append(read_image(item))
-            paths.append(item)
+            if is_pdf:
+                with open_pdf(item) as doc:
+                    pages = [r.as_dict() for r in read_pdf_pages(rec, doc, dpi=a.dpi)]
+                for pg in pages:
+                    if pg["error"]:
+                        print(f"ocr-robust recognize: {item} p.{pg['page']}: skipped: {pg['error']}", file=sys.stderr)
+                results.append({"file": item, "kind": "pdf", "pages": pages})
+            elif a.pages:
+                results.append({"file": item, "kind": "page", "pages": [read_page_image(rec, read_image(item)).as_dict()]})
+            else:
+                lines.append((item, read_image(item)))
+                results.append({"file": item, "kind": "line"})
         except InputError as e:
-            print(f"ocr-robust recognize: {e}", file=sys.stderr)
-            failed += 1
-    for path, d in zip(paths, rec.recognize(images) if images else []):
-        print(f"{path}\t{d.text}\t{d.confidence:.3f}" if a.verbose else d.text)
+            fail(item, e)
+    reads = iter(rec.recognize([im for _, im in lines])) if lines else iter(())
+    for r in results:
+        if r["kind"] == "line":
+            d = next(reads)
+            r.update(text=d.text, confidence=round(d.confidence, 4))
+    _print_readings(results, a.output)
     return 1 if failed else 0
+
+
+def _print_readings(results: list[dict], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    if fmt == "tsv":
+        print("file\tpage\tline\tx0\ty0\tx1\ty1\tconfidence\ttext")
+    for r in results:
+        if r["kind"] == "line":
+            print(f"{r['file']}\t\t\t\t\t\t\t{r['confidence']:.3f}\t{r['text']}" if fmt == "tsv" else r["text"])
+            continue
+        for pg in r["pages"]:
+            if fmt == "text" and len(results) + len(r["pages"]) > 2:
+                print(f"==> {r['file']} page {pg['page']} <==")
+            for k, ln in enumerate(pg["lines"], 1):
+                if fmt == "tsv":
+                    box = "\t".join(f"{v:g}" for v in ln["box"])
+                    print(f"{r['file']}\t{pg['page']}\t{k}\t{box}\t{ln['confidence']:.3f}\t{ln['text']}")
+                else:
+                    print(ln["text"])
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .inference import model_kind
+    from .service import Limits, Settings, serve
+
+    model_kind(a.model)  # a wrong path fails here, in one line, not inside the server
+    limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), max_images=a.max_images,
+                    max_image_pixels=a.max_image_pixels, max_pdf_pages=a.max_pdf_pages, timeout_s=a.timeout)
+    settings = Settings(model=a.model, engine=a.engine, threads=a.threads, max_batch_lines=a.max_batch,
+                        max_wait_ms=a.max_wait_ms, limits=limits)
+    serve(settings, a.host, a.port, a.workers)
+    return 0
+
+
+def cmd_benchmark(a: argparse.Namespace) -> int:
+    if a.action == "build":
+        from .suite import build_suite
+
+        if not a.out:
+            raise SystemExit("ocr-robust benchmark build: --out is required")
+        d = build_suite(a.out, pages=a.pages, seed=a.seed, from_pdf=_expand_pdfs(a.from_pdf) if a.from_pdf else None,
+                        no_text=a.no_text, progress=not a.quiet)
+        print(f"suite {a.out} (version {d['version']}, seed {d['seed']}; {d['source']}):")
+        for name, c in d["conditions"].items():
+            print(f"  {name:<17}{c['lines']:>6} lines  {c['what']}")
+        return 0
+    from .benchmark import EPS, run_benchmark
+
+    if not (a.suite and a.out and a.models):
+        raise SystemExit("ocr-robust benchmark run: --suite, --models and --out are required")
+    compare = [c.strip() for c in a.compare.split(",") if c.strip()] if a.compare else []
+    r = run_benchmark(a.suite, a.models, compare, a.out, attack_lines=a.attack_lines, pgd_steps=a.pgd_steps,
+                      limit=a.limit, eps=EPS, progress=not a.quiet)
+    print((Path(a.out) / "results.md").read_text(encoding="utf-8"))
+    print(f"report: {Path(a.out) / 'index.html'}")
+    return 1 if r["missing"] and a.require_anchors else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,23 +398,65 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", nargs="+", required=True, help="line stores (labels.tsv folders or LMDB)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
+    s.add_argument("--engine", default="auto", choices=list(ENGINES),
+                   help="for an export: onnx, int8, torchscript or torch (auto: onnx)")
     s.add_argument("--json", help="write the rows as JSON too")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("export", help="export a run for a service (ONNX + safetensors + model.json)")
+    s = sub.add_parser("export", help="export a run for a service (ONNX, TorchScript, int8; safetensors + model.json)")
     s.add_argument("--model", required=True, help="run folder")
     s.add_argument("--out", required=True)
-    s.add_argument("--format", default="onnx", choices=["onnx"])
+    s.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "all"])
+    s.add_argument("--quantize", choices=["int8"], help="also write a dynamically quantised int8 ONNX model")
+    s.add_argument("--sample", help="line store for the parity check (default: the run's validation data)")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("recognize", help="read line images; one line of text per image")
+    s = sub.add_parser("recognize", help="read line images, page images and PDFs")
     s.add_argument("--model", required=True, help="a run folder or an export folder")
-    s.add_argument("images", nargs="+")
+    s.add_argument("inputs", nargs="+", help="line images, PDFs, or folders of them")
+    s.add_argument("--pages", action="store_true", help="images are whole pages: find their lines first")
+    s.add_argument("--output", default="text", choices=["text", "tsv", "json"],
+                   help="text: one line of text per line; tsv/json: with page, box and confidence")
+    s.add_argument("--engine", default="auto", choices=list(ENGINES),
+                   help="for an export: onnx, int8, torchscript or torch (auto: onnx)")
+    s.add_argument("--dpi", type=int, default=150, help="raster resolution of PDF pages")
     s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
     s.add_argument("--beam", type=int, default=8)
     s.add_argument("--lexicon", help="word list (whitespace-separated) to bias beam decoding")
-    s.add_argument("--verbose", "-v", action="store_true", help="print path, text and confidence")
     s.set_defaults(func=cmd_recognize)
+
+    s = sub.add_parser("benchmark", help="build test suites; run engines and anchors on them into a report")
+    s.add_argument("action", choices=["build", "run"])
+    s.add_argument("--out", help="build: the suite folder; run: the report folder")
+    s.add_argument("--pages", type=int, default=12, help="build: synthetic pages per condition")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--from-pdf", nargs="+", help="build: make the conditions from these PDFs (files or folders)")
+    s.add_argument("--no-text", type=int, default=400, help="build: text-free crops in the no-text set")
+    s.add_argument("--suite", help="run: a suite built with `benchmark build`")
+    s.add_argument("--models", nargs="+", help="run: our models (export folders, or run folders)")
+    s.add_argument("--compare", default="tesseract,ppocr", help="run: anchors, comma-separated ('' for none)")
+    s.add_argument("--require-anchors", action="store_true", help="run: exit 1 when an anchor is not installed")
+    s.add_argument("--attack-lines", type=int, default=200, help="run: clean lines attacked per model (0: none)")
+    s.add_argument("--pgd-steps", type=int, default=10)
+    s.add_argument("--limit", type=int, help="run: read only the first N lines of each condition")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_benchmark)
+
+    s = sub.add_parser("serve", help="HTTP OCR service (FastAPI): /v1/recognize, /v1/pdf, /healthz, /v1/model")
+    s.add_argument("--model", required=True, help="an export folder (or a run folder)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="server processes, each with its own model")
+    s.add_argument("--engine", default="auto", choices=list(ENGINES))
+    s.add_argument("--threads", type=int, help="inference threads per worker (default: all cores)")
+    s.add_argument("--max-batch", type=int, default=64, help="lines per micro-batch")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a micro-batch waits to fill")
+    s.add_argument("--max-body-mb", type=float, default=20.0)
+    s.add_argument("--max-images", type=int, default=256, help="line images per request")
+    s.add_argument("--max-image-pixels", type=int, default=4_000_000)
+    s.add_argument("--max-pdf-pages", type=int, default=50)
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    s.set_defaults(func=cmd_serve)
     return p
 
 
@@ -326,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
         return 2
+    except ExportError as e:
+        print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"ocr-robust {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ adds nothing to the word and character totals; it counts for line accuracy.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
@@ -105,3 +106,37 @@ class Scores:
 
 def score(preds: Iterable[str], truths: Iterable[str]) -> Scores:
     return Scores().update(preds, truths)
+
+
+def char_substitutions(pred: str, truth: str) -> list[tuple[str, str]]:
+    """(truth character, predicted character) pairs substituted in one minimum-edit
+    alignment of ``pred`` to ``truth`` (ties prefer substitution, then deletion)."""
+    n, m = len(truth), len(pred)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j - 1] + (truth[i - 1] != pred[j - 1]), d[i - 1][j] + 1, d[i][j - 1] + 1)
+    out, i, j = [], n, m
+    while i > 0 and j > 0:
+        if d[i][j] == d[i - 1][j - 1] + (truth[i - 1] != pred[j - 1]):
+            if truth[i - 1] != pred[j - 1]:
+                out.append((truth[i - 1], pred[j - 1]))
+            i, j = i - 1, j - 1
+        elif d[i][j] == d[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return out[::-1]
+
+
+def confusion_counts(preds: Iterable[str], truths: Iterable[str]) -> Counter:
+    """How often each (truth character, read character) substitution occurs over a set."""
+    c: Counter = Counter()
+    for p, t in zip(preds, truths, strict=True):
+        if p != t:
+            c.update(char_substitutions(p, t))
+    return c

@@ -118,7 +118,7 @@ def test_degradations_change_crops_deterministically(corpus, lines_store, tmp_pa
     assert a.shape == b.shape and np.abs(a - b).mean() > 2
     with pytest.raises(ValueError, match="unknown degradation"):
         parse_degrade("jpeg,sepia")
-    assert [d.name for d in parse_degrade("jpeg,downscale:0.5")] == ["downscale", "jpeg"]
+    assert [d.name for d in parse_degrade("jpeg,downscale:0.5,rotate")] == ["rotate", "downscale", "jpeg"]
 
 
 def test_lmdb_round_trip_is_lossless(lines_store, tmp_path):
@@ -139,3 +139,27 @@ def test_ingest_straight_to_lmdb(corpus, lines_store, tmp_path):
     db, folder = LmdbStore(tmp_path / "db"), FolderStore(lines_store)
     assert len(db) == len(folder)
     assert [db.text(i) for i in range(len(db))] == [folder.text(i) for i in range(len(folder))]
+
+
+def test_rotated_and_sheared_pages_keep_every_line_inside_its_crop(tmp_path):
+    from ocr_robust.pdf.degrade import degrade_page
+    from ocr_robust.pdf.layout import crop_line, render, text_lines
+
+    path = write_pdf(tmp_path / "r.pdf", [(40, 60 + 40 * k, "WIDE LINE OF TEXT ACROSS THE PAGE " * 2, "helvetica", 10)
+                                          for k in range(15)])
+    page = pymupdf.open(path)[0]
+    img = render(page, 150, 10**8)
+    rot, applied, affine = degrade_page(img, parse_degrade("rotate:2-2,skew:0.02-0.02"), np.random.default_rng(0))
+    assert applied == {"rotate": 2.0, "skew": 0.02} and affine.shape == (2, 3)
+    ink = rot < 128
+    covered = np.zeros_like(ink)
+    for ln in text_lines(page)[0]:
+        x0, y0, x1, y1 = crop_line(rot, ln, 150 / 72, 0.2, affine=affine)[1]
+        covered[y0:y1, x0:x1] = True
+    assert ink.sum() > 1000 and (ink & ~covered).sum() == 0  # no ink of any line falls outside the crops
+    # without the affine map the boxes miss the rotated ink
+    missed = np.zeros_like(ink)
+    for ln in text_lines(page)[0]:
+        x0, y0, x1, y1 = crop_line(rot, ln, 150 / 72, 0.2)[1]
+        missed[y0:y1, x0:x1] = True
+    assert (ink & ~missed).sum() > 100

@@ -134,16 +134,34 @@ def _bold_partner(rng: random.Random, body: str, fonts: list[str]) -> str:
     return rng.choice(bolds) if bolds else body
 
 
+def parse_sizes(spec: str | None) -> list[float] | None:
+    """``"5-7"`` (the sizes of ``SIZES`` in that range) or ``"6,8.5"`` -> font sizes in points."""
+    if not spec:
+        return None
+    try:
+        if "-" in spec:
+            lo, hi = (float(v) for v in spec.split("-", 1))
+            sizes = [v for v in SIZES if lo <= v <= hi]
+        else:
+            sizes = [float(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"font sizes {spec!r}: expected LO-HI or a comma-separated list of points") from None
+    if not sizes or min(sizes) <= 0:
+        raise ValueError(f"font sizes {spec!r}: no usable size")
+    return sizes
+
+
 def plan_page(rng: random.Random, fonts: list[str], styles: list[str], clean_fraction: float = 0.25,
-              kind: str | None = None, max_styles: int = 2) -> PageSpec:
-    """Draw one page's content, layout and watermarks from ``rng``."""
+              kind: str | None = None, max_styles: int = 2, sizes: list[float] | None = None) -> PageSpec:
+    """Draw one page's content, layout and watermarks from ``rng`` (``sizes``: body font
+    sizes to choose from, else the default mix)."""
     w, h = PAPER[rng.choice(["a4", "a4", "letter"])]
     spec = PageSpec(w, h, kind or rng.choice(KINDS))
     body = rng.choice(fonts)
     bold = _bold_partner(rng, body, fonts)
-    size = rng.choices(SIZES, SIZE_WEIGHTS)[0]
+    size = rng.choice(sizes) if sizes else rng.choices(SIZES, SIZE_WEIGHTS)[0]
     lay = _Layout(rng, spec, rng.uniform(30, 72), body, bold, size)
-    head = min(14.0, size + rng.choice([1, 2, 3, 4]))
+    head = min(14.0, size + rng.choice([1, 2, 3, 4])) if not sizes else max(sizes)
     k = spec.kind
     if k in ("lab", "invoice"):
         while not lay.full:  # one block per patient / invoice until the page is full
@@ -223,6 +241,7 @@ class SynthConfig:
     clean_fraction: float = 0.25
     pages_per_doc: int = 5
     lang: str = "latin"
+    sizes: str | None = None  # body font sizes, e.g. "5-7" (small print); default: the usual mix
 
 
 def synthesize(cfg: SynthConfig, progress: bool = True) -> dict:
@@ -233,6 +252,7 @@ def synthesize(cfg: SynthConfig, progress: bool = True) -> dict:
         raise ValueError("--pages must be at least 1")
     fonts = resolve_fonts(cfg.fonts)
     styles = resolve_styles(cfg.watermarks)
+    sizes = parse_sizes(cfg.sizes)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     n_docs = (cfg.pages + cfg.pages_per_doc - 1) // cfg.pages_per_doc
@@ -244,7 +264,7 @@ def synthesize(cfg: SynthConfig, progress: bool = True) -> dict:
         doc = pymupdf.open()
         name = f"doc_{d:05d}.pdf"
         for p in range(min(cfg.pages_per_doc, cfg.pages - done)):
-            spec = plan_page(rng, fonts, styles, cfg.clean_fraction)
+            spec = plan_page(rng, fonts, styles, cfg.clean_fraction, sizes=sizes)
             draw_page(doc, spec)
             records.append({
                 "file": name, "page": p, "kind": spec.kind, "fonts": spec.fonts, "sizes": spec.sizes,

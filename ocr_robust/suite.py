@@ -1,0 +1,182 @@
+"""``ocr-robust benchmark build``: fixed, versioned, seeded test suites.
+
+A suite is a folder of line stores, one per condition, each a ``labels.tsv`` folder, plus
+``suite.json`` (version, seed, what each condition is, line counts and the SHA-256 of each
+``labels.tsv``). Synthetic suites use only HELD-OUT fonts and HELD-OUT watermark styles,
+which no default training config uses. The same version and seed give the same bytes of
+labels (and images).
+
+``--from-pdf`` builds the same conditions from a user's own PDFs instead of synthetic ones:
+the held-out watermark styles are painted over copies of their pages, the page
+degradations are the same, and small print is simulated by rendering at 58 dpi (10-point
+text at 58 dpi has the pixel size of 6-point text at 96 dpi).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pymupdf
+
+from .data.store import FolderWriter
+from .pdf.ingest import IngestConfig, ingest
+from .pdf.layout import render, text_lines
+from .pdf.synth import SynthConfig, synthesize
+from .pdf.watermarks import HELDOUT_STYLES, STYLES
+
+SUITE_VERSION = 1
+LOWRES = "downscale:0.48-0.67,jpeg:30-50"  # 150 dpi area-downscaled to 72-100 dpi and back; JPEG 30-50
+SCAN = "rotate:-0.5-0.5,skew:-0.01-0.01,shade:0.1-0.35,blur:0.6-1.2,noise:4-10"
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    watermarks: bool
+    degrade: str = ""
+    dpi: int = 150
+    sizes: str | None = None  # body font sizes of synthetic pages
+    what: str = ""
+
+
+CONDITIONS = [
+    Condition("clean", False, what="held-out fonts, no watermark, 150 dpi"),
+    Condition("watermark", True, what="held-out fonts under held-out watermark styles (diagonal text over "
+                                      "the page, stamps, headers), 150 dpi"),
+    Condition("small-print", False, dpi=96, sizes="5-7", what="5-7 pt body text rendered at 96 dpi"),
+    Condition("lowres-jpeg", False, LOWRES, what="rendered at 150 dpi, area-downscaled to 72-100 dpi and "
+                                                 "back, JPEG quality 30-50"),
+    Condition("scan", False, SCAN, what="rotation up to 0.5 degrees, shear up to 0.01, uneven illumination, "
+                                        "blur (sigma 0.6-1.2 px), noise (sigma 4-10 grey levels)"),
+    Condition("watermark-lowres", True, LOWRES, what="held-out watermarks, then the lowres-jpeg damage"),
+]
+NO_TEXT = "no-text"
+NO_TEXT_WHAT = ("line-shaped crops of watermarked pages that hold no text (watermark strokes, stamps "
+                "and plain background): the measure is the share read as non-empty")
+FROM_PDF_SMALL_DPI = 58
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def watermark_copy(src: str | Path, dst: Path, seed: int) -> None:
+    """A copy of ``src`` with one or two held-out watermark styles painted over each page."""
+    doc = pymupdf.open(str(src))
+    for pno, page in enumerate(doc):
+        rng = random.Random(f"ocr-robust-suite-wm:{seed}:{Path(src).name}:{pno}")
+        boxes = [ln.bbox for ln in text_lines(page)[0]]
+        r = page.rect
+        for name in rng.sample(HELDOUT_STYLES, k=rng.randint(1, 2)):
+            planner, painter, _ = STYLES[name]
+            painter(page, planner(rng, (0.0, 0.0, r.width, r.height), boxes))
+    doc.save(str(dst), garbage=3, deflate=True)
+    doc.close()
+
+
+def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = 150) -> int:
+    """``n`` line-shaped crops holding no text (away from every text-layer line, opaque or
+    watermark) from the pages of ``pdfs``; two thirds must show some marking (a watermark
+    stroke, a stamp), the rest may be plain background. Written as a store with empty labels."""
+    rng = np.random.default_rng(seed)
+    pages = [(f, k) for f in pdfs for k in range(pymupdf.open(str(f)).page_count)]
+    count = tries = 0
+    scale = dpi / 72.0
+    with FolderWriter(out) as w:
+        while count < n and tries < 200 * n:
+            f, k = pages[int(rng.integers(len(pages)))]
+            page = pymupdf.open(str(f))[k]
+            img = render(page, dpi, 10**8)
+            info = page.get_text("dict", flags=pymupdf.TEXT_MEDIABOX_CLIP)
+            mask = np.zeros(img.shape, bool)  # every text line, watermark text included, with a margin
+            for b in info["blocks"]:
+                for ln in b.get("lines", []):
+                    if not any(s["text"].strip() for s in ln["spans"]):
+                        continue
+                    x0, y0, x1, y1 = (v * scale for v in ln["bbox"])
+                    m = 0.5 * (y1 - y0 if abs(ln["dir"][1]) < 0.5 else x1 - x0)
+                    mask[max(0, int(y0 - m)):int(y1 + m) + 1, max(0, int(x0 - m)):int(x1 + m) + 1] = True
+            for _ in range(40):  # crops of this page
+                tries += 1
+                h = int(rng.integers(14, 40))
+                wd = int(rng.integers(3 * h, 16 * h))
+                if wd >= img.shape[1] or h >= img.shape[0]:
+                    continue
+                x = int(rng.integers(0, img.shape[1] - wd))
+                y = int(rng.integers(0, img.shape[0] - h))
+                if mask[y:y + h, x:x + wd].any():
+                    continue
+                crop = img[y:y + h, x:x + wd]
+                marked = int(crop.max()) - int(crop.min()) > 40
+                if not marked and rng.random() < 2 / 3:
+                    continue
+                ok, png = cv2.imencode(".png", crop)
+                w.add(f"{count:05d}.png", "", png.tobytes())
+                count += 1
+                if count >= n:
+                    break
+    return count
+
+
+def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[str] | None = None,
+                no_text: int = 400, progress: bool = False) -> dict:
+    """Write the suite under ``out`` (replacing it) and return its description."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    src = out / "pdf"
+    conditions: dict[str, dict] = {}
+    user = [Path(p) for p in from_pdf] if from_pdf else None
+    if user:
+        missing = [str(p) for p in user if not p.is_file()]
+        if missing:
+            from .errors import InputError
+            raise InputError(missing[0], "no such file")
+        (src / "plain").mkdir(parents=True)
+        (src / "watermarked").mkdir(parents=True)
+        for k, p in enumerate(user):
+            shutil.copy(p, src / "plain" / f"{k:04d}_{p.name}")
+            watermark_copy(p, src / "watermarked" / f"{k:04d}_{p.name}", seed)
+    for k, c in enumerate(CONDITIONS):
+        if user:
+            pdf_dir = src / ("watermarked" if c.watermarks else "plain")
+            dpi = FROM_PDF_SMALL_DPI if c.name == "small-print" else c.dpi
+        else:
+            pdf_dir, dpi = src / c.name, c.dpi
+            synthesize(SynthConfig(out=str(pdf_dir), pages=pages, seed=10_000 * SUITE_VERSION + 100 * seed + k,
+                                   fonts="heldout", watermarks="heldout" if c.watermarks else "none",
+                                   clean_fraction=0.0 if c.watermarks else 1.0, sizes=c.sizes), progress=progress)
+        s = ingest(sorted(str(p) for p in pdf_dir.glob("*.pdf")),
+                   IngestConfig(out=str(out / c.name), dpi=dpi, degrade=c.degrade, seed=100 * seed + k, workers=1),
+                   progress=progress)
+        conditions[c.name] = {**asdict(c), "dpi": dpi, "lines": s["lines"], "pages": s["pages_ok"],
+                              "skipped_pages": len(s["page_failures"]) + len(s["files_failed"]),
+                              "labels_sha256": _sha(out / c.name / "labels.tsv")}
+        (out / c.name / "ingest.json").unlink()  # holds timings: not part of the fixed bytes
+    wm_pdfs = sorted((src / ("watermarked" if user else "watermark")).glob("*.pdf"))
+    n = no_text_crops(wm_pdfs, out / NO_TEXT, no_text, seed=1000 + seed)
+    conditions[NO_TEXT] = {"name": NO_TEXT, "what": NO_TEXT_WHAT, "lines": n,
+                           "labels_sha256": _sha(out / NO_TEXT / "labels.tsv")}
+    desc = {"format": "ocr-robust-suite", "version": SUITE_VERSION, "seed": seed, "pages_per_condition": pages,
+            "source": "user PDFs: " + ", ".join(p.name for p in user) if user else "synthetic, held-out fonts and styles",
+            "conditions": conditions}
+    (out / "suite.json").write_text(json.dumps(desc, indent=2, ensure_ascii=False), encoding="utf-8")
+    return desc
+
+
+def load_suite(path: str | Path) -> dict:
+    from .errors import InputError
+
+    f = Path(path) / "suite.json"
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f, f"not a benchmark suite (build one with `ocr-robust benchmark build`): {e}") from None
