@@ -199,6 +199,15 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
                     if ok:
                         lat.append(time.perf_counter() - t)
 
+        rss: list[tuple[int, float]] = []  # (requests done, MB) sampled every half second
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.5):
+                rss.append((len(lat) + len(errors), _rss_mb(proc.pid)))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
         for th in threads:
@@ -206,14 +215,18 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
         for th in threads:
             th.join()
         dt = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
         health = httpx.get(url + "/healthz").json()
+        quarters = {f"{q}%": next((round(m, 1) for n, m in rss if n >= requests * q / 100), None) for q in (25, 50, 75)}
         rss1 = _rss_mb(proc.pid)
         return {"clients": clients, "requests": requests, "workers": workers, "seconds": round(dt, 1),
                 "requests_per_s": round(requests / dt, 1), "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
                 "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1), "errors": len(errors),
                 "error_examples": errors[:5], "batches": health["batches"],
                 "lines_per_batch": round(health["lines"] / max(1, health["batches"]), 1),
-                "rss_mb_before": round(rss0, 1), "rss_mb_after": round(rss1, 1)}
+                "rss_mb_before": round(rss0, 1), "rss_mb_after": round(rss1, 1),
+                "rss_mb_at_share_of_requests": quarters, "rss_mb_max": round(max((m for _, m in rss), default=rss1), 1)}
     finally:
         proc.terminate()
         proc.wait(60)
@@ -228,8 +241,11 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--train-data")
-    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "inference.json"))
+    ap.add_argument("--service-only", action="store_true", help="only the export and the service load test")
+    ap.add_argument("--json", help="default: results/inference.json (results/service-soak.json with --service-only)")
     a = ap.parse_args()
+    results = Path(__file__).resolve().parent / "results"
+    a.json = a.json or str(results / ("service-soak.json" if a.service_only else "inference.json"))
     store = open_store(a.data)
     images = [decode_grey(store.image_bytes(i), store.name(i)) for i in range(len(store))]
     truth = [store.text(i) for i in range(len(store))]
@@ -239,6 +255,15 @@ def main() -> int:
         ex = export(a.run, exp, "all", quantize="int8", sample=a.data)
         result["export_parity"] = ex["parity"]
         rec = Recognizer(exp)
+        if a.service_only:
+            import cv2
+
+            result["service"] = service(exp, [cv2.imencode(".png", im)[1].tobytes() for im in images], a.clients,
+                                        a.requests)
+            out = Path(a.json)
+            out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+            report(result)
+            return 0
         rows, agreement = engines(a.run, exp, images, truth)
         result["engines"], result["agreement"] = rows, agreement
         mean_w = float(np.mean([resize_to_height(im).shape[1] for im in images]))
@@ -275,6 +300,9 @@ def main() -> int:
 
 def report(result: dict) -> None:
     print(f"Machine: {result['machine']}; {result['lines']} lines of {result['data']}\n")
+    if "engines" not in result:
+        print(_service_line(result["service"]))
+        return
     f = result["flops"]
     print(f"Forward FLOPs per line (mean width {f['mean_width']} px -> {f['width']}): {f['gflops_per_line']:.3f} GFLOP; "
           f"measured peak {f['peak_gflops']} GFLOP/s\n")
@@ -294,15 +322,19 @@ def report(result: dict) -> None:
               f"of matched lines read from segmentation {100 * p['word_acc_segmented']:.2f}% vs from text-layer boxes "
               f"{100 * p['word_acc_text_layer_boxes']:.2f}%")
     if "service" in result:
-        s = result["service"]
-        print(f"\nService: {s['requests']} requests from {s['clients']} clients in {s['seconds']} s: "
-              f"{s['requests_per_s']} requests/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, errors {s['errors']}; "
-              f"{s['batches']} batches, {s['lines_per_batch']} lines per batch; server memory "
-              f"{s['rss_mb_before']} -> {s['rss_mb_after']} MB")
+        print("\n" + _service_line(result["service"]))
     if "training" in result:
         t = result["training"]
         print(f"\nTraining ({t['model']}, natural, batch {t['batch_size']}): {t['lines_per_s']} lines/s "
               f"({t['epoch_lines']} lines in {t['epoch_seconds']} s)")
+
+
+def _service_line(s: dict) -> str:
+    return (f"Service: {s['requests']} requests from {s['clients']} clients in {s['seconds']} s: "
+            f"{s['requests_per_s']} requests/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, errors {s['errors']}; "
+            f"{s['batches']} batches, {s['lines_per_batch']} lines per batch; server memory {s['rss_mb_before']} MB "
+            f"at start, {s['rss_mb_at_share_of_requests']} of the requests done, {s['rss_mb_after']} MB at the end "
+            f"(max {s['rss_mb_max']})")
 
 
 if __name__ == "__main__":

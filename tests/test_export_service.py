@@ -3,6 +3,7 @@
 import concurrent.futures as cf
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -244,3 +245,80 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, ex
         assert [x["text"] for x in body["lines"]] == [expected[k], expected[k + 6]]
     # six requests within the 300 ms window: fewer batches than requests, one holding several
     assert len(batches) < 6 and max(body["batch"]["requests"] for _, body, _ in results) >= 2
+
+
+# --- schemathesis against the service's own OpenAPI schema: no input gets a 500 ----------------
+
+def test_no_generated_request_gets_a_server_error(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    schema = schemathesis.openapi.from_url(server + "/openapi.json")
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/v1/recognize", "/v1/pdf", "/healthz", "/v1/model"}
+    for op in operations:
+        @given(case=op.as_strategy())
+        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            case.call_and_validate(checks=[not_a_server_error])
+
+        check()
+
+
+# --- faults: slow and vanishing clients, and a drain on shutdown -------------------------------
+
+def _raw_request(url: str, path: str, body: bytes, send: int | None = None) -> socket.socket:
+    """Open a connection and send a multipart POST's headers and the first ``send`` body bytes."""
+    host, port = url.split("//")[1].split(":")
+    s = socket.create_connection((host, int(port)))
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    s.sendall(head + body[: len(body) if send is None else send])
+    return s
+
+
+def _multipart(name: str, filename: str, data: bytes) -> bytes:
+    return (f"--XX\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n--XX--\r\n"
+
+
+def test_slow_and_vanishing_clients_do_not_stall_others(server, tiny_store):
+    _, paths = _lines(tiny_store, 1)
+    body = _multipart("images", "a.png", paths[0].read_bytes())
+    slow = [_raw_request(server, "/v1/recognize", body, send=len(body) // 2) for _ in range(5)]  # never finish
+    gone = _raw_request(server, "/v1/recognize", body, send=30)
+    gone.close()  # disconnects mid-body
+    t0 = time.perf_counter()
+    r = httpx.post(server + "/v1/recognize", files={"images": ("b.png", paths[0].read_bytes(), "image/png")}, timeout=30)
+    assert r.status_code == 200 and time.perf_counter() - t0 < 5
+    for s in slow:
+        s.close()
+    assert httpx.get(server + "/healthz").json()["status"] == "ok"
+
+
+def test_shutdown_drains_requests_in_flight(exported, pdf_pair):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(exported[0]),
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        pdf = pdf_pair[1].read_bytes()  # the image-only pages: segmentation, the slowest path
+        with cf.ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(httpx.post, url + "/v1/pdf?dpi=200", files={"file": ("d.pdf", pdf, "application/pdf")},
+                              timeout=120)
+            time.sleep(0.5)  # the request is in flight
+            proc.send_signal(signal.SIGTERM)
+            r = fut.result()
+        assert r.status_code == 200 and len(r.json()["pages"]) == pymupdf.open(pdf_pair[1]).page_count
+        # uvicorn finishes the request, shuts down, then re-raises SIGTERM so the exit status tells why
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
