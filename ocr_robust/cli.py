@@ -473,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as e:
         print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
         return 1
+    except FloatingPointError as e:  # training: too many non-finite steps in a row
+        print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"ocr-robust {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -95,3 +95,35 @@ def test_odd_and_hostile_images_decode_or_fail_by_name(tmp_path):
     for name, data in (("empty.png", b""), ("zero.png", b"\x89PNG\r\n\x1a\n")):
         with pytest.raises(InputError, match=name):
             decode_grey(data, name)
+
+
+def test_non_finite_steps_are_skipped_counted_and_too_many_stop_the_run_intact(tiny_store, tmp_path):
+    import math
+
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "run"), epochs=3, batch_size=8,
+                      augment=0.0, max_bad_steps=3)
+    t = Trainer(cfg, progress=False)
+    real_step = t.mode.step
+    poisoned = {1, 2}  # steps whose gradients are NaN
+
+    def step(model, batch, ctx):
+        out = real_step(model, batch, ctx)
+        if ctx.step in poisoned:
+            for p in model.parameters():
+                p.grad.fill_(math.nan)
+        return out
+
+    t.mode.step = step
+    r = t.fit()
+    assert r["epochs"] == 3 and r["bad_steps"] == 2
+    assert all(torch.isfinite(v).all() for v in load_file(str(tmp_path / "run" / "last.safetensors")).values())
+    # from step 4 on every step is bad: 3 in a row stop the run, the epoch-1 checkpoint intact
+    cfg2 = TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "run2")})
+    t2 = Trainer(cfg2, progress=False)
+    t2.mode.step = step
+    poisoned.clear()
+    poisoned.update(range(3, 100))
+    with pytest.raises(FloatingPointError, match=r"3 non-finite steps in a row \(last at epoch 2, batch 3"):
+        t2.fit()
+    state = torch.load(tmp_path / "run2" / "last.state.pt", weights_only=True)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
