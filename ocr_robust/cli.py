@@ -273,7 +273,11 @@ def cmd_serve(a: argparse.Namespace) -> int:
     model_kind(a.model)  # a wrong path fails here, in one line, not inside the server
     limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), max_images=a.max_images,
                     max_image_pixels=a.max_image_pixels, max_pdf_pages=a.max_pdf_pages, timeout_s=a.timeout)
-    settings = Settings(model=a.model, engine=a.engine, threads=a.threads, max_batch_lines=a.max_batch,
+    import os
+
+    # N worker processes share the cores: give each its part unless told otherwise
+    threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if a.workers > 1 else None)
+    settings = Settings(model=a.model, engine=a.engine, threads=threads, max_batch_lines=a.max_batch,
                         max_wait_ms=a.max_wait_ms, limits=limits)
     serve(settings, a.host, a.port, a.workers)
     return 0
@@ -448,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="server processes, each with its own model")
     s.add_argument("--engine", default="auto", choices=list(ENGINES))
-    s.add_argument("--threads", type=int, help="inference threads per worker (default: all cores)")
+    s.add_argument("--threads", type=int, help="inference threads per worker (default: the cores / workers)")
     s.add_argument("--max-batch", type=int, default=64, help="lines per micro-batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a micro-batch waits to fill")
     s.add_argument("--max-body-mb", type=float, default=20.0)
