@@ -144,26 +144,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(exported):
+def start_server(model, *options: str) -> tuple[subprocess.Popen, str]:
+    """``ocr-robust serve`` on a free localhost port, once its /healthz answers."""
+    import tempfile
+
     port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(exported[0]),
-                             "--port", str(port), "--max-wait-ms", "300", "--max-images", "8",
-                             "--max-image-pixels", "200000", "--max-pdf-pages", "3", "--max-body-mb", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    log = tempfile.TemporaryFile()  # not a pipe: a full pipe would block the server's logging
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(model), "--port", str(port),
+                             *options], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
+                return proc, url
         except httpx.TransportError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read().decode())
-    else:
-        proc.kill()
-        raise RuntimeError("the service did not start")
+            log.seek(0)
+            raise RuntimeError(log.read().decode(errors="replace"))
+    proc.kill()
+    raise RuntimeError("the service did not start")
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    proc, url = start_server(exported[0], "--max-wait-ms", "300", "--max-images", "8", "--max-image-pixels", "200000",
+                             "--max-pdf-pages", "3", "--max-body-mb", "1")
     yield url
     proc.terminate()
     proc.wait(30)
@@ -298,17 +304,8 @@ def test_slow_and_vanishing_clients_do_not_stall_others(server, tiny_store):
 
 
 def test_shutdown_drains_requests_in_flight(exported, pdf_pair):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(exported[0]),
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(exported[0])
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         pdf = pdf_pair[1].read_bytes()  # the image-only pages: segmentation, the slowest path
         with cf.ThreadPoolExecutor(1) as pool:
             fut = pool.submit(httpx.post, url + "/v1/pdf?dpi=200", files={"file": ("d.pdf", pdf, "application/pdf")},
