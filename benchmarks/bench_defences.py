@@ -18,6 +18,15 @@ process (so peak memory is its own), then is measured on the held-out test sets:
 Writes ``benchmarks/results/defences.json`` and prints a Markdown table. ``--cost`` measures
 only the cost, on the same batches for every mode (no time budget, no LMDB pages read
 during the measurement): seconds per batch and peak resident-memory growth.
+
+``--target ACC`` measures the training cost to a target instead (issue: benchmark suite):
+each mode trains from the same ``--init`` until its word accuracy on the run's validation
+split reaches ``ACC`` (checked every ``--check-seconds`` of training time; the checks are
+not counted) or ``--minutes`` run out. It reports the training seconds to the target,
+seconds per epoch and peak memory growth, each as a ratio to natural training::
+
+    .venv/bin/python benchmarks/bench_defences.py --target 0.75 --init RUN --minutes 6 \
+        --json benchmarks/results/defences-to-target.json
 """
 
 from __future__ import annotations
@@ -53,14 +62,11 @@ def train_one(args) -> None:
     """Child process: train one mode, print a JSON line with its training figures."""
     import torch
 
-    from ocr_robust.training import TrainConfig, Trainer
+    from ocr_robust.training import Trainer
 
     mode, opts = ROWS[args.one]
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(data=args.data, out=str(Path(args.work) / args.one.replace(" ", "_").replace("/", "-")),
-                      model="crnn-small", mode=mode, mode_options=opts, epochs=args.epochs, batch_size=32,
-                      lr=args.lr, schedule="constant", seed=0, init_from=args.init, time_limit_min=args.minutes, notext_rate=0.05,
-                      sampler="hard" if mode == "realtime" else "bucket", report_images=8)
+    cfg = _config(args, args.one, mode, opts)
     t = Trainer(cfg, progress=False)
     base = rss_mb()
     if torch.cuda.is_available():
@@ -108,9 +114,79 @@ def cost_one(args) -> None:
                                   "batches": len(batches) - 2}), flush=True)
 
 
+def target_one(args) -> None:
+    """Child process: train one mode from ``--init`` until the validation word accuracy
+    reaches ``--target`` or ``--minutes`` of training run out; print the curve."""
+    import torch
+
+    from ocr_robust.training import Trainer, evaluate
+
+    mode, opts = ROWS[args.target_one]
+    torch.set_num_threads(args.threads)
+    cfg = _config(args, args.target_one, mode, opts)
+    cfg.report_images = 0  # no human-check page: its attacks would count as training time
+    t = Trainer(cfg, progress=False)
+    curve: list[tuple[float, int, float]] = []  # (training seconds, step, validation word accuracy)
+    next_check = [args.check_seconds]
+
+    def check(tr: Trainer) -> str | None:
+        s = tr.training_seconds()
+        if s < next_check[0]:
+            return None
+        next_check[0] = s + args.check_seconds
+        acc = evaluate(tr.model, tr.val_ds, tr.charset, tr.device).word_acc
+        tr.model.train()
+        curve.append((s, tr.step, acc))
+        return "target reached" if acc >= args.target else None
+
+    start = evaluate(t.model, t.val_ds, t.charset, t.device).word_acc
+    base = rss_mb()
+    r = t.fit(on_step=check)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = t.training_seconds()
+    lines = t.step * cfg.batch_size  # batches are full but for each epoch's last
+    reached = next((c for c in curve if c[2] >= args.target), None)
+    print("RESULT " + json.dumps({
+        "row": args.target_one, "mode": mode, "options": opts, "target": args.target, "start_val_word_acc": start,
+        "seconds_to_target": reached[0] if reached else None, "steps_to_target": reached[1] if reached else None,
+        "final_val_word_acc": curve[-1][2] if curve else start, "train_seconds": seconds, "steps": t.step,
+        "seconds_per_epoch": seconds * len(t.train_ds) / max(lines, 1), "train_lines_per_s": lines / max(seconds, 1e-9),
+        "peak_rss_growth_mb": max(0.0, peak - base), "curve": curve, "stopped": r["stopped"]}), flush=True)
+
+
+def _config(args, row: str, mode: str, opts: dict):
+    from ocr_robust.training import TrainConfig
+
+    return TrainConfig(data=args.data, out=str(Path(args.work) / row.replace(" ", "_").replace("/", "-")),
+                       model="crnn-small", mode=mode, mode_options=opts, epochs=args.epochs, batch_size=32,
+                       lr=args.lr, schedule="constant", seed=0, init_from=args.init, time_limit_min=args.minutes,
+                       notext_rate=0.05, sampler="hard" if mode == "realtime" else "bucket", report_images=8)
+
+
+def format_target_table(rows: list[dict]) -> str:
+    nat = next((r for r in rows if r["mode"] == "natural"), None)
+    ratio = lambda k, r: (f"{r[k] / nat[k]:.2f}x" if nat and nat.get(k) and r.get(k) is not None else "n/a")
+
+    def to_ratio(r):  # not reached: the training time is a lower bound of the time to the target
+        if r["seconds_to_target"] is None and nat and nat.get("seconds_to_target"):
+            return f"> {r['train_seconds'] / nat['seconds_to_target']:.2f}x"
+        return ratio("seconds_to_target", r)
+
+    out = ["| mode | start | time to target (s) | vs natural | s/epoch | vs natural | peak memory growth (MB) "
+           "| vs natural | accuracy at the end |", "|" + "---|" * 9]
+    for r in rows:
+        to = (f"{r['seconds_to_target']:.0f}" if r["seconds_to_target"] is not None
+              else f"not reached in {r['train_seconds']:.0f}")
+        out.append(f"| {r['row']} | {100 * r['start_val_word_acc']:.2f}% | {to} | {to_ratio(r)} | "
+                   f"{r['seconds_per_epoch']:.0f} | {ratio('seconds_per_epoch', r)} | {r['peak_rss_growth_mb']:.0f} | "
+                   f"{ratio('peak_rss_growth_mb', r)} | {100 * r['final_val_word_acc']:.2f}% |")
+    return "\n".join(out)
+
+
 def run_child(name: str, args, flag: str) -> dict:
     cmd = [sys.executable, __file__, flag, name] + [x for k, v in vars(args).items()
-                                                  if k not in ("one", "cost_one", "rows", "json", "cost") and v is not None
+                                                  if k not in ("one", "cost_one", "target_one", "rows", "json", "cost")
+                                                  and v is not None
                                                   and v is not False for x in (f"--{k.replace('_', '-')}", str(v))]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -157,14 +233,30 @@ def main() -> int:
     ap.add_argument("--cost", action="store_true",
                     help="only the cost: seconds per batch and peak memory growth on the same batches for every mode")
     ap.add_argument("--cost-batches", type=int, default=10)
+    ap.add_argument("--target", type=float,
+                    help="measure the training time to this validation word accuracy (0..1) instead")
+    ap.add_argument("--check-seconds", type=float, default=15.0, help="--target: validate every this many seconds")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--cost-one", help=argparse.SUPPRESS)
+    ap.add_argument("--target-one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         train_one(args)
         return 0
     if args.cost_one:
         cost_one(args)
+        return 0
+    if args.target_one:
+        target_one(args)
+        return 0
+    if args.target is not None:
+        rows = []
+        for name in args.rows.split(","):
+            rows.append(run_child(name, args, "--target-one"))
+            print(f"{name}: {json.dumps({k: v for k, v in rows[-1].items() if k != 'curve'})}", flush=True)
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
+        print(format_target_table(rows))
         return 0
     if args.cost:
         rows = [run_child(name, args, "--cost-one") for name in args.rows.split(",")]

@@ -112,7 +112,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             "time_limit_min": a.time_limit, "charset": a.charset, "workers": a.workers, "init_from": a.init,
             "notext_rate": a.notext_rate, "sampler": a.sampler, "stop_loss_patience": a.stop_loss_patience,
             "stop_val_patience": a.stop_val_patience, "stop_easy_share": a.stop_easy_share,
-            "report_images": a.report_images}
+            "report_images": a.report_images, "sortagrad": a.sortagrad}
     if a.config:
         cfg = TrainConfig.from_yaml(a.config, **over)
     else:
@@ -372,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", help="start from the weights of this run or export (fine-tuning)")
     s.add_argument("--notext-rate", type=float, help="no-text images per line in a batch (default 0.05 realtime, else 0)")
     s.add_argument("--sampler", choices=["auto", "bucket", "hard"], help="hard: hard-example sampling (auto: realtime)")
+    s.add_argument("--sortagrad", action="store_true", default=None,
+                   help="bucket sampler, training from scratch: the first epoch narrowest lines first")
     s.add_argument("--stop-loss-patience", type=int, help="stop after this many epochs without a lower loss")
     s.add_argument("--stop-val-patience", type=int, help="stop after this many epochs without a better validation")
     s.add_argument("--stop-easy-share", type=float,

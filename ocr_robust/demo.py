@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--time-limit", type=float, default=17.0, help="training budget in minutes")
+    ap.add_argument("--sortagrad", action=argparse.BooleanOptionalAction, default=False,
+                    help="first epoch narrowest lines first")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if out.exists():
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = out / "run"
     cfg = TrainConfig(data=str(out / "lines" / "train.lmdb"), out=str(run), model="crnn-small", epochs=a.epochs,
-                      batch_size=32, lr=2e-3, seed=a.seed, time_limit_min=a.time_limit)
+                      batch_size=32, lr=2e-3, seed=a.seed, time_limit_min=a.time_limit, sortagrad=a.sortagrad)
     trainer = Trainer(cfg, progress=True)
     r = st.run(f"train crnn-small, natural mode ({a.epochs} epochs, at most {a.time_limit:g} min)", trainer.fit)
     print(f"   {r['epochs']} epochs, best validation word accuracy {100 * r['best_val_word_acc']:.2f}%")

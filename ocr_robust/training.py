@@ -21,7 +21,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from .decoding import greedy_batch
 from .errors import InputError
 from .losses import ctc_per_line
 from .metrics import Scores
-from .models import CRNN, build_model
+from .models import CRNN, ModelConfig, build_model
 
 
 @dataclass
@@ -71,6 +71,7 @@ class TrainConfig:
     notext_rate: float | None = None  # no-text images per line in a batch; None: 0.05 realtime, else 0
     sampler: str = "auto"  # bucket | hard (hard-example sampling); auto: hard for realtime
     hard_extra: float = 0.25  # hard sampler: extra draws per epoch, as a share of the lines
+    sortagrad: bool = False  # bucket sampler: the first epoch narrowest lines first (for training from scratch)
     # stop criteria (METHODS.md S8), besides the number of epochs; None = off
     stop_loss_patience: int | None = None  # epochs without the training loss improving
     stop_val_patience: int | None = None  # epochs without the validation word accuracy improving
@@ -292,7 +293,8 @@ class Trainer:
         if kind == "hard":
             self.sampler = HardExampleSampler(widths, cfg.batch_size, seed=cfg.seed, extra=cfg.hard_extra)
         elif kind == "bucket":
-            self.sampler = BucketBatchSampler(widths, cfg.batch_size, shuffle=True, seed=cfg.seed)
+            self.sampler = BucketBatchSampler(widths, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                              sortagrad=cfg.sortagrad and not cfg.init_from)
         else:
             raise ValueError(f"sampler must be auto, bucket or hard, got {cfg.sampler!r}")
         self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else (0.05 if cfg.mode == "realtime" else 0.0)
@@ -348,10 +350,34 @@ class Trainer:
             (q for q in (p / "best.safetensors", p / "model.safetensors") if q.is_file()), None)
         if weights is None or not weights.is_file():
             raise InputError(p, "init_from: expected a run folder, an export folder or a .safetensors file")
+        self._check_architecture(weights)
         try:
             self.model.load_state_dict(_load(str(weights), device=str(self.device)))
         except Exception as e:
             raise InputError(weights, f"init_from: the weights do not fit model {self.cfg.model!r}: {e}") from None
+
+    def _check_architecture(self, weights: Path) -> None:
+        """Weights of another architecture can have the same tensor names and shapes (the
+        stem's stride, say): compare the model config stored with them, and refuse a mismatch."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights), "pt") as f:
+                stored = json.loads((f.metadata() or {}).get("model", "null"))
+        except Exception as e:
+            raise InputError(weights, f"init_from: cannot read the weights: {e}") from None
+        if not isinstance(stored, dict):
+            return  # no stored config: the tensor shapes are all there is to check
+        try:
+            theirs = asdict(ModelConfig(**stored))
+        except TypeError as e:
+            raise InputError(weights, f"init_from: unreadable model config in the weights: {e}") from None
+        mine = asdict(self.model.cfg)
+        diff = [f"{k} {theirs[k]} (this run: {mine[k]})" for k in mine if k not in ("name", "dropout")
+                and theirs[k] != mine[k]]
+        if diff:
+            raise InputError(weights, f"init_from: the weights are for another architecture than model "
+                                      f"{self.cfg.model!r}: {'; '.join(diff)}")
 
     # --- checkpoints ----------------------------------------------------------------
     def _save_config(self) -> None:
@@ -475,9 +501,21 @@ class Trainer:
                        f"{self.out.name}: validation lines under attack after epoch {self.epoch}",
                        share if full else None)
 
-    def fit(self, max_epochs: int | None = None) -> dict:
+    def training_seconds(self) -> float:
+        """Time spent training in this run so far (resumed sessions included, the pauses of
+        ``fit``'s ``on_step`` hook left out)."""
+        if self._session_t0 is None:
+            return self.train_seconds
+        return self._seconds_base + time.perf_counter() - self._session_t0
+
+    def fit(self, max_epochs: int | None = None, on_step: Callable[["Trainer"], str | None] | None = None) -> dict:
         """Train to ``cfg.epochs`` (or ``max_epochs`` more epochs in this call), or until a
-        stop criterion, the time limit, a STOP file or a signal ends the run."""
+        stop criterion, the time limit, a STOP file or a signal ends the run.
+
+        ``on_step(trainer)``, when given, runs after every step; its time is not counted as
+        training time (nor against the time limit), and a string it returns stops the run
+        with that reason and a resumable checkpoint (benchmarks use it to measure the
+        training time to a target accuracy)."""
         self._save_config()
         last_epoch = self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs)
         tb = None
@@ -529,6 +567,16 @@ class Trainer:
                     if deadline and time.perf_counter() > deadline:
                         stopped = "time limit"
                         break
+                    if on_step is not None:
+                        t_hook = time.perf_counter()
+                        reason = on_step(self)
+                        paused = time.perf_counter() - t_hook
+                        t0 += paused
+                        self._session_t0 += paused
+                        deadline = deadline + paused if deadline else deadline
+                        if reason:
+                            stopped = reason
+                            break
                 train_s = time.perf_counter() - t0
                 if stopped and stopped != "time limit":
                     self.save(best=False)  # mid-epoch: resume() continues at the next batch
@@ -570,6 +618,7 @@ class Trainer:
                           f"CER {val.cer:.4f}  {rec['train_lines_per_s']:.0f} lines/s{extra}", flush=True)
         if tb:
             tb.close()
+        self.train_seconds, self._session_t0 = self.training_seconds(), None
         return {"epochs": self.epoch, "steps": self.step, "best_val_word_acc": self.best, "stopped": stopped or "epochs",
                 "seconds": time.perf_counter() - t_start, "history": self.history, "problems": len(self.problems),
                 "bad_steps": self.bad_steps}

@@ -61,6 +61,19 @@ def test_bucket_sampler_visits_each_line_once_and_groups_widths(lines_store):
     assert batch["images"].shape[0] <= 8
 
 
+def test_sortagrad_orders_only_the_first_epoch_narrowest_first():
+    widths = [int(w) for w in np.random.default_rng(3).integers(20, 900, 200)]
+    s = BucketBatchSampler(widths, batch_size=8, seed=1, sortagrad=True)
+    first = [max(widths[i] for i in b) for b in s.batches()]
+    assert first == sorted(first) and sorted(i for b in s.batches() for i in b) == list(range(200))
+    s.set_epoch(1)
+    later = [max(widths[i] for i in b) for b in s.batches()]
+    assert later != sorted(later)  # shuffled again from the second epoch on
+    plain = BucketBatchSampler(widths, batch_size=8, seed=1)
+    plain.set_epoch(1)
+    assert plain.batches() == s.batches()  # the same epochs after the first
+
+
 def test_bad_label_lines_are_reported_with_file_and_line_and_skipped(tmp_path):
     img = np.full((20, 60), 255, np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), img)

@@ -64,6 +64,26 @@ def test_one_cycle_follows_steps_or_the_time_budget_whichever_runs_out_first(tin
     assert t2.resume() and t2.train_seconds > 0
 
 
+def test_on_step_hook_stops_the_run_and_its_time_is_not_training_time(tiny_store, tmp_path):
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "run"), epochs=10, batch_size=8,
+                      lr=1e-3, augment=0.0)
+    t = Trainer(cfg, progress=False)
+    seen = []
+
+    def hook(tr: Trainer) -> str | None:
+        seen.append(tr.training_seconds())
+        time.sleep(0.3)  # a slow check (say, a validation pass) must not count as training
+        return "target reached" if tr.step == 4 else None
+
+    r = t.fit(on_step=hook)
+    assert r["stopped"] == "target reached" and r["steps"] == 4 and len(seen) == 4
+    # the wall-clock run holds the four pauses; the training time does not
+    assert r["seconds"] - t.training_seconds() == pytest.approx(4 * 0.3, abs=0.1)
+    assert all(a < b for a, b in zip(seen, seen[1:])) and seen[-1] < t.training_seconds()
+    t2 = Trainer(cfg, progress=False)
+    assert t2.resume() and t2.step == 4  # stopped by the hook: a checkpoint to continue from
+
+
 def test_export_parity_and_recognize_agree_with_pytorch(tiny_run, tiny_store, tmp_path):
     out, _ = tiny_run
     r = export(out, tmp_path / "exp")
@@ -116,3 +136,21 @@ def test_shipped_configs_load_and_bad_keys_name_the_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"bad.yaml: unknown config keys: learning_rate"):
         TrainConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+def test_init_from_weights_of_another_architecture_is_refused(tiny_store, tmp_path):
+    from ocr_robust.charset import Charset
+    from ocr_robust.models import build_model
+    from ocr_robust.training import save_weights
+
+    n = Charset.load("latin").num_classes
+    old = build_model({"name": "crnn-small", "channels": [16, 32, 64, 96], "rnn_hidden": 96, "num_classes": n})
+    assert old.cfg.stem_stride == 1  # a model saved before the stride-2 stem: same tensor names and shapes
+    save_weights(old, tmp_path / "old.safetensors")
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "run"), epochs=1, batch_size=8,
+                      init_from=str(tmp_path / "old.safetensors"))
+    with pytest.raises(InputError, match="another architecture.*stem_stride 1 \\(this run: 2\\)"):
+        Trainer(cfg, progress=False)
+    save_weights(build_model("crnn-small", n), tmp_path / "new.safetensors")
+    cfg.init_from = str(tmp_path / "new.safetensors")
+    Trainer(cfg, progress=False)  # the same architecture loads

@@ -150,11 +150,14 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Each epoch: sort by width with a random tie-break, cut into batches, shuffle the order
     of batches. Every index appears exactly once per epoch. Deterministic for ``seed`` and
-    the epoch number (call ``set_epoch``).
+    the epoch number (call ``set_epoch``). With ``sortagrad``, the first epoch's batches
+    come narrowest first (SortaGrad, Amodei et al. 2016, "Deep Speech 2"): a model
+    starting from scratch learns CTC alignments on short lines first, which are also the
+    cheapest steps, and leaves the blank-only plateau sooner.
     """
 
     def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False):
+                 drop_last: bool = False, sortagrad: bool = False):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.widths = list(widths)
@@ -162,6 +165,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.sortagrad = sortagrad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -174,7 +178,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         out = [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]
         if self.drop_last and out and len(out[-1]) < self.batch_size:
             out.pop()
-        if self.shuffle:
+        if self.shuffle and not (self.sortagrad and self.epoch == 0):
             rng.shuffle(out)
         return out
 
