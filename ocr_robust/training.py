@@ -204,9 +204,12 @@ def load_run(run: str | Path, which: str = "best", device: str | torch.device = 
     cfg_path, weights = run / "config.yaml", run / f"{which}.safetensors"
     if not cfg_path.is_file() or not weights.is_file():
         raise InputError(run, f"not a training run: expected config.yaml and {which}.safetensors in it")
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    try:
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        model = build_model(cfg["model_config"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as e:
+        raise InputError(cfg_path, f"not a usable run config (its model_config builds no model: {e})") from None
     charset = Charset.load(run / "charset.txt")
-    model = build_model(cfg["model_config"])
     try:
         model.load_state_dict(load_file(str(weights), device="cpu"))
     except Exception as e:

@@ -154,3 +154,22 @@ def test_init_from_weights_of_another_architecture_is_refused(tiny_store, tmp_pa
     save_weights(build_model("crnn-small", n), tmp_path / "new.safetensors")
     cfg.init_from = str(tmp_path / "new.safetensors")
     Trainer(cfg, progress=False)  # the same architecture loads
+
+
+def test_a_run_whose_config_builds_no_model_is_one_error_naming_config_yaml(tiny_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    out, _ = tiny_run
+    bad = tmp_path / "bad-run"
+    shutil.copytree(out, bad)
+    cfg = yaml.safe_load((bad / "config.yaml").read_text(encoding="utf-8"))
+    cfg["model_config"]["stem_stride"] = 3
+    (bad / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    with pytest.raises(InputError, match=r"config\.yaml.*stem_stride must be 1 or 2"):
+        load_run(bad)
+    del cfg["model_config"]
+    (bad / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    with pytest.raises(InputError, match=r"config\.yaml.*model_config"):
+        load_run(bad)
