@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -273,8 +274,6 @@ def cmd_serve(a: argparse.Namespace) -> int:
     model_kind(a.model)  # a wrong path fails here, in one line, not inside the server
     limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), max_images=a.max_images,
                     max_image_pixels=a.max_image_pixels, max_pdf_pages=a.max_pdf_pages, timeout_s=a.timeout)
-    import os
-
     # N worker processes share the cores: give each its part unless told otherwise
     threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if a.workers > 1 else None)
     settings = Settings(model=a.model, engine=a.engine, threads=threads, max_batch_lines=a.max_batch,
@@ -476,10 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
         return 2
-    except ExportError as e:
-        print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
-        return 1
-    except FloatingPointError as e:  # training: too many non-finite steps in a row
+    except (ExportError, FloatingPointError) as e:  # FloatingPointError: training's non-finite steps in a row
         print(f"ocr-robust {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

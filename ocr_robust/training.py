@@ -576,7 +576,8 @@ class Trainer:
                         paused = time.perf_counter() - t_hook
                         t0 += paused
                         self._session_t0 += paused
-                        deadline = deadline + paused if deadline else deadline
+                        if deadline:
+                            deadline += paused
                         if reason:
                             stopped = reason
                             break
