@@ -25,7 +25,7 @@ import torch
 
 from ocr_robust.augment import Augment
 from ocr_robust.charset import Charset
-from ocr_robust.data.dataset import BucketBatchSampler, LineDataset, collate
+from ocr_robust.data.dataset import MAX_WIDTH, BucketBatchSampler, LineDataset, collate
 from ocr_robust.losses import ctc_per_line
 from ocr_robust.models import REGISTRY, CRNN
 
@@ -56,7 +56,7 @@ def main() -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     charset = Charset.load("latin")
-    ds = LineDataset.open(a.data, charset, max_width=1200, transform=Augment(1.0, seed=0))
+    ds = LineDataset.open(a.data, charset, max_width=MAX_WIDTH, transform=Augment(1.0, seed=0))
     all_batches = BucketBatchSampler(ds.widths(), 32, seed=0).batches()
     picked = random.Random(1).sample(all_batches, min(a.batches, len(all_batches)))
     batches = [collate([ds[i] for i in b]) for b in picked]

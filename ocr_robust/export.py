@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .data.dataset import PIXEL_MAX, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
+from .data.dataset import MAX_WIDTH, PIXEL_MAX, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
 from .decoding import greedy_ids
 from .errors import ExportError
 from .inference import INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE
@@ -52,7 +52,7 @@ def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int)
             continue
         step = max(1, len(store) // n)
         idx = list(range(0, len(store), step))[:n]
-        return [resize_to_height(decode_grey(store.image_bytes(i), store.name(i)), height, 2000) for i in idx]
+        return [resize_to_height(decode_grey(store.image_bytes(i), store.name(i)), height, MAX_WIDTH) for i in idx]
     return []
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .charset import Charset
-from .data.dataset import HEIGHT, pad_batch, resize_to_height
+from .data.dataset import HEIGHT, MAX_WIDTH, pad_batch, resize_to_height
 from .decoding import Decoded, decode
 from .errors import InputError
 
@@ -50,7 +50,7 @@ class Recognizer:
     """
 
     def __init__(self, path: str | Path, device: str = "auto", decoder: str = "greedy", beam: int = 8,
-                 lexicon: set[str] | None = None, max_width: int | None = 2000, engine: str = "auto",
+                 lexicon: set[str] | None = None, max_width: int | None = MAX_WIDTH, engine: str = "auto",
                  threads: int | None = None):
         from .training import pick_device
 

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from .augment import Augment
 from .charset import Charset
 from .adversarial.modes import ADVERSARIAL_MODES, per_sample
-from .data.dataset import BucketBatchSampler, LineDataset, collate
+from .data.dataset import MAX_WIDTH, BucketBatchSampler, LineDataset, collate
 from .data.notext import add_notext
 from .data.sampler import HardExampleSampler
 from .decoding import greedy_batch
@@ -60,7 +60,7 @@ class TrainConfig:
     schedule: str = "onecycle"  # onecycle (warm-up, cosine) | constant (lr throughout: fine-tuning, time budgets)
     grad_clip: float = 5.0
     augment: float = 1.0  # augmentation strength, 0 = off
-    max_width: int = 1200
+    max_width: int = MAX_WIDTH  # the cap the Recognizer reads with, unless a config says otherwise
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, CUDA only

@@ -102,3 +102,20 @@ def test_decode_grey_handles_16bit_rgba_and_corrupt(tmp_path):
     assert decode_grey(b.tobytes(), "x").min() == 255
     with pytest.raises(InputError, match="f.png: cannot decode"):
         decode_grey(b"not an image", "f.png")
+
+
+def test_a_long_line_of_small_print_keeps_its_aspect_in_training_and_reading():
+    """Training and reading share one width cap, high enough for a 200-character line of
+    5-pt print: squeezing such lines in training only (the old 1200 cap) cost 9 points of
+    held-out word accuracy when the model then read them unsqueezed."""
+    import inspect
+
+    from ocr_robust.data.dataset import resize_to_height
+    from ocr_robust.inference import Recognizer
+    from ocr_robust.training import TrainConfig
+
+    cap = TrainConfig().max_width
+    assert inspect.signature(Recognizer).parameters["max_width"].default == cap
+    line = np.full((17, 1040), 255, np.uint8)  # 5-pt print at 150 dpi, about 200 characters
+    assert resize_to_height(line, HEIGHT, cap).shape == (HEIGHT, round(1040 * HEIGHT / 17))
+

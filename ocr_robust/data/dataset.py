@@ -24,6 +24,10 @@ from .store import FolderStore, LmdbStore, image_size, open_store
 
 HEIGHT = 32
 WIDTH_MULTIPLE = 4
+# Widest line after resizing to HEIGHT, in training and in reading alike: wider lines are
+# squeezed to it, and a model trained on squeezed lines misreads unsqueezed ones (and back).
+# 2048 keeps a 200-character line of 5-pt print at its own aspect.
+MAX_WIDTH = 2048
 PIXEL_MAX = 255.0
 
 
