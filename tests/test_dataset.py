@@ -119,3 +119,19 @@ def test_a_long_line_of_small_print_keeps_its_aspect_in_training_and_reading():
     line = np.full((17, 1040), 255, np.uint8)  # 5-pt print at 150 dpi, about 200 characters
     assert resize_to_height(line, HEIGHT, cap).shape == (HEIGHT, round(1040 * HEIGHT / 17))
 
+
+def test_augmentation_never_cuts_the_ends_of_a_long_line():
+    """The geometric augmentation keeps every character of a line in the crop: the canvas
+    grows with shear and x-scale, and rotation is bounded by the line's aspect (a long line
+    rotated 1.5 degrees would lose its ends above and below a 17-px crop)."""
+    from ocr_robust.augment import Augment
+
+    aug = Augment(1.0, seed=3)
+    np.random.seed(3)
+    line = np.full((17, 1000), 255, np.uint8)
+    line[5:12, 3:997] = 0  # ink from one end to the other, 5 px of paper above and below
+    for _ in range(200):
+        out = aug(line)
+        ys, xs = np.nonzero(out < 100)
+        assert out.shape[0] == 17 and xs.min() > 0 and xs.max() < out.shape[1] - 1
+        assert ys.min() > 0 and ys.max() < 16
