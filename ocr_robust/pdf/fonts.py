@@ -22,7 +22,7 @@ class FontFace:
     key: str  # the name users type
     source: str  # builtin name for pymupdf.Font(fontname=...), or a font file path
     family: str  # serif | sans | mono
-    style: str  # regular | bold | italic | bolditalic
+    style: str  # regular | bold | italic | bolditalic | light
 
     @property
     def is_file(self) -> bool:
@@ -56,6 +56,10 @@ _PACKAGED = [
     FontFace("cascadia", "cascadia", "mono", "regular"),
     FontFace("cascadia-bold", "cascadiab", "mono", "bold"),
     FontFace("cascadia-italic", "cascadiai", "mono", "italic"),
+    FontFace("helvetica-boldoblique", "hebi", "sans", "bolditalic"),
+    FontFace("firago-bolditalic", "figbi", "sans", "bolditalic"),
+    FontFace("notosans-bolditalic", "notosbi", "sans", "bolditalic"),
+    FontFace("cascadia-bolditalic", "cascadiabi", "mono", "bolditalic"),
 ]
 
 _SYSTEM_DIRS = [Path("/usr/share/fonts/truetype/dejavu")]
@@ -66,6 +70,11 @@ _SYSTEM = [
     ("dejavuserif-italic", "DejaVuSerif-Italic.ttf", "serif", "italic"),
     ("dejavusansmono", "DejaVuSansMono.ttf", "mono", "regular"),
     ("dejavusans-condensed", "DejaVuSansCondensed.ttf", "sans", "regular"),
+    ("dejavusans-oblique", "DejaVuSans-Oblique.ttf", "sans", "italic"),
+    ("dejavusans-boldoblique", "DejaVuSans-BoldOblique.ttf", "sans", "bolditalic"),
+    ("dejavusans-extralight", "DejaVuSans-ExtraLight.ttf", "sans", "light"),
+    ("dejavusans-condensed-bold", "DejaVuSansCondensed-Bold.ttf", "sans", "bold"),
+    ("dejavusans-condensed-oblique", "DejaVuSansCondensed-Oblique.ttf", "sans", "italic"),
 ]
 
 # Held out of every default training config: whole families the trainer never sees
