@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = out / "run"
     cfg = TrainConfig(data=str(out / "lines" / "train.lmdb"), out=str(run), model="crnn-small", epochs=a.epochs,
-                      batch_size=32, lr=2e-3, seed=a.seed, time_limit_min=a.time_limit, sortagrad=a.sortagrad)
+                      batch_size=32, lr=4e-3, seed=a.seed, time_limit_min=a.time_limit, sortagrad=a.sortagrad)
     trainer = Trainer(cfg, progress=True)
     r = st.run(f"train crnn-small, natural mode ({a.epochs} epochs, at most {a.time_limit:g} min)", trainer.fit)
     print(f"   {r['epochs']} epochs, best validation word accuracy {100 * r['best_val_word_acc']:.2f}%")
