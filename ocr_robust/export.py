@@ -6,8 +6,8 @@ and ``model.json`` (charset, input height, preprocessing, decoder settings, trai
 version, the run's figures). A parity check against the PyTorch model runs at export time
 for every format and fails the export loudly (``ExportError``) if it does not hold:
 
-- fp32 formats (ONNX, TorchScript): log-probabilities within ``PARITY_ATOL`` and the same
-  decoded text, on line-like random inputs of several widths and on real sample lines;
+- fp32 formats (ONNX, TorchScript): every log-probability within ``PARITY_ATOL +
+  PARITY_RTOL * |PyTorch's|`` (the ``numpy.allclose`` form) and the same decoded text, on line-like random inputs of several widths and on real sample lines;
 - int8: decoded text identical on at least ``INT8_MIN_AGREEMENT`` of the real sample lines (int8
   changes logits by design, so the text is what is checked; the logit difference is
   reported). Its accuracy change is measured by ``ocr-robust bench`` with ``--engine int8``.
@@ -31,7 +31,12 @@ from .inference import INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHT
 from .training import load_run, save_weights
 
 OPSET = 17
-PARITY_ATOL = 1e-3  # max |logprob difference| allowed between an fp32 export and PyTorch
+# Allowed |logprob difference| between an fp32 export and PyTorch: PARITY_ATOL + PARITY_RTOL * |logprob|.
+# The relative part is for unlikely classes: float32 kernels that sum in another order drift
+# most there (1.5e-3 at a log-prob of -9 on a 340-step line, text identical), where it changes
+# no probability that decoding uses (2.8e-4 at most on the demo model).
+PARITY_ATOL = 1e-3
+PARITY_RTOL = 1e-3
 INT8_MIN_AGREEMENT = 0.90  # share of real sample lines int8 must read exactly as PyTorch does
 FORMATS = ("onnx", "torchscript", "all")
 
@@ -182,12 +187,14 @@ def _torch_runner(module):
 
 def _check(runner, inputs, reference, name: str, int8: bool = False) -> dict:
     """Compare a runner's log-probs and greedy text with PyTorch's on every input."""
-    worst, same, total = 0.0, 0, 0
+    worst, outside, same, total = 0.0, 0, 0, 0
     for x, ref in zip(inputs, reference):
         got = runner(x)
         if got.shape != ref.shape:
             raise ExportError(f"{name} output shape {got.shape} != PyTorch {ref.shape} at width {x.shape[-1]}")
-        worst = max(worst, float(np.abs(got - ref).max()))
+        diff = np.abs(got - ref)
+        worst = max(worst, float(diff.max()))
+        outside += int((diff > PARITY_ATOL + PARITY_RTOL * np.abs(ref)).sum())
         for j in range(ref.shape[1]):
             same += greedy_ids(got[:, j]) == greedy_ids(ref[:, j])
             total += 1
@@ -199,8 +206,8 @@ def _check(runner, inputs, reference, name: str, int8: bool = False) -> dict:
             raise ExportError(f"{name} parity failed: decoded text identical on {same}/{total} inputs "
                               f"({100 * agreement:.1f}%), needs {100 * INT8_MIN_AGREEMENT:.0f}%")
         return report
-    report["tolerance"] = PARITY_ATOL
-    if worst > PARITY_ATOL or same != total:
-        raise ExportError(f"{name} parity failed: max |logprob diff| {worst:.2e} (tolerance {PARITY_ATOL}), "
-                          f"decoded text identical on {same}/{total} inputs")
+    report["tolerance"] = f"{PARITY_ATOL:g} + {PARITY_RTOL:g}*|logprob|"
+    if outside or same != total:
+        raise ExportError(f"{name} parity failed: {outside} log-probabilities differ by more than "
+                          f"{report['tolerance']} (max |diff| {worst:.2e}), decoded text identical on {same}/{total} inputs")
     return report

@@ -319,3 +319,20 @@ def test_shutdown_drains_requests_in_flight(exported, pdf_pair):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_parity_tolerance_is_relative_for_unlikely_classes_only():
+    """A float32 drift of 1.5e-3 on a class at log-prob -9 (probability 1e-4) is within
+    tolerance; the same drift on the likely class at log-prob -0.1 fails the export."""
+    import ocr_robust.export as ex
+
+    ref = np.full((4, 1, 3), -9.0, np.float32)
+    ref[:, 0, 0] = -0.1
+    unlikely = ref.copy()
+    unlikely[2, 0, 1] += 1.5e-3
+    report = ex._check(lambda x: unlikely, [None], [ref], "ONNX")
+    assert report["max_abs_diff"] == pytest.approx(1.5e-3, rel=1e-3) and report["agreement"] == 1.0
+    likely = ref.copy()
+    likely[2, 0, 0] += 1.5e-3
+    with pytest.raises(ExportError, match="1 log-probabilities differ"):
+        ex._check(lambda x: likely, [None], [ref], "ONNX")
