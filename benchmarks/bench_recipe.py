@@ -1,7 +1,8 @@
 """Compare training recipes at a fixed number of steps, independent of the machine's speed.
 
-The demo trains against a clock, so its figures move with the VM's speed; this trains
-``crnn-small`` naturally for ``--epochs`` epochs with the given TrainConfig overrides (no
+The demo trains against a clock, so its figures move with the VM's speed; this trains the
+demo's recipe (``ocr_robust.demo.RECIPE``) naturally for ``--epochs`` epochs with the given
+TrainConfig overrides (no
 time limit, so every recipe gets the same steps), then benchmarks it on held-out line
 stores. Run two at once with ``--threads 1`` each, so both see the same machine.
 
@@ -32,13 +33,21 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="append the result as one JSON line")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    from dataclasses import fields
+
     from ocr_robust.bench import bench
+    from ocr_robust.demo import RECIPE
     from ocr_robust.training import TrainConfig, Trainer
 
-    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}
+    known = {f.name for f in fields(TrainConfig)}
+    overrides = {}
+    for item in a.set:
+        key, eq, value = item.partition("=")
+        if not eq or key not in known:
+            ap.error(f"--set {item!r}: expected KEY=VALUE with KEY a TrainConfig field")
+        overrides[key] = yaml.safe_load(value)
     run = f"{a.out}/{a.name}"
-    cfg = TrainConfig(**{"data": a.data, "out": run, "model": "crnn-small", "epochs": a.epochs,
-                         "batch_size": 32, "lr": 2e-3, "seed": 0, **overrides})
+    cfg = TrainConfig(**{"data": a.data, "out": run, "epochs": a.epochs, "seed": 0, **RECIPE, **overrides})
     t = time.perf_counter()
     r = Trainer(cfg, progress=False).fit()
     rows = bench(run, a.test)

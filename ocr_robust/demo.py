@@ -18,6 +18,9 @@ from pathlib import Path
 from .pdf.ingest import IngestConfig, format_summary, ingest
 from .pdf.synth import SynthConfig, synthesize
 
+# How the demo trains (TrainConfig fields); benchmarks/bench_recipe.py compares changes to it.
+RECIPE = {"model": "crnn-small", "batch_size": 32, "lr": 4e-3}
+
 
 class Stages:
     def __init__(self) -> None:
@@ -82,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['pages_per_s']:>9.2f}{s['lines_per_s']:>9.1f}")
 
     run = out / "run"
-    cfg = TrainConfig(data=str(out / "lines" / "train.lmdb"), out=str(run), model="crnn-small", epochs=a.epochs,
-                      batch_size=32, lr=4e-3, seed=a.seed, time_limit_min=a.time_limit, sortagrad=a.sortagrad)
+    cfg = TrainConfig(data=str(out / "lines" / "train.lmdb"), out=str(run), epochs=a.epochs, seed=a.seed,
+                      time_limit_min=a.time_limit, sortagrad=a.sortagrad, **RECIPE)
     trainer = Trainer(cfg, progress=True)
     r = st.run(f"train crnn-small, natural mode ({a.epochs} epochs, at most {a.time_limit:g} min)", trainer.fit)
     print(f"   {r['epochs']} epochs, best validation word accuracy {100 * r['best_val_word_acc']:.2f}%")

@@ -7,7 +7,8 @@ version, the run's figures). A parity check against the PyTorch model runs at ex
 for every format and fails the export loudly (``ExportError``) if it does not hold:
 
 - fp32 formats (ONNX, TorchScript): every log-probability within ``PARITY_ATOL +
-  PARITY_RTOL * |PyTorch's|`` (the ``numpy.allclose`` form) and the same decoded text, on line-like random inputs of several widths and on real sample lines;
+  PARITY_RTOL * |PyTorch's|`` (the ``numpy.allclose`` form) and the same decoded text, on
+  line-like random inputs of several widths and on real sample lines;
 - int8: decoded text identical on at least ``INT8_MIN_AGREEMENT`` of the real sample lines (int8
   changes logits by design, so the text is what is checked; the logit difference is
   reported). Its accuracy change is measured by ``ocr-robust bench`` with ``--engine int8``.
