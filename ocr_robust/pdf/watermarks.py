@@ -28,6 +28,12 @@ STAMP_WORDS = ["APPROVED", "RECEIVED", "PAID", "VERIFIED", "CHECKED", "URGENT", 
 GREYS = [(0.5, 0.5, 0.5), (0.6, 0.6, 0.6), (0.35, 0.35, 0.35)]
 COLOURS = GREYS + [(0.85, 0.2, 0.2), (0.2, 0.35, 0.8), (0.1, 0.55, 0.3), (0.7, 0.5, 0.1)]
 REDS = [(0.85, 0.1, 0.1), (0.75, 0.05, 0.15), (0.9, 0.25, 0.2)]
+STAMP_INKS = [(0.8, 0.1, 0.15), (0.15, 0.2, 0.7), (0.45, 0.15, 0.6), (0.1, 0.45, 0.25)]
+SEAL_WORDS = ["RECEIVED", "ENTERED", "POSTED", "SCANNED", "FAXED", "COPY", "FOR INFORMATION", "ARCHIVED"]
+MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+NOTES = ["OK", "checked", "see p. 2", "urgent!", "paid 12/03", "approved - JD", "copy to file", "call back",
+         "done", "?", "ref. 4471", "no", "fixed", "v2", "query", "x", "agreed", "sign here"]
+PENS = [(0.1, 0.15, 0.6), (0.7, 0.1, 0.1), (0.15, 0.15, 0.15), (0.1, 0.45, 0.2)]
 
 
 def _signed_angle(rng: random.Random, lo: float, hi: float) -> float:
@@ -110,6 +116,29 @@ def plan_stamp(rng: random.Random, page: Box, boxes: list[Box]) -> Params:
                        "* OFFICIAL SEAL * REGISTERED ", "* NORTHGATE DIAGNOSTICS LTD * "])
     return {"centre": centre, "r": r, "ring": ring, "word": rng.choice(STAMP_WORDS), "rot": rng.uniform(-30, 30),
             "colour": rng.choice(REDS), "opacity": rng.uniform(0.55, 0.85), "width": rng.uniform(1.2, 3.0)}
+
+
+def plan_seal(rng: random.Random, page: Box, boxes: list[Box]) -> Params:
+    """A rectangular office stamp (a word, often a date under it) pressed over a line."""
+    bx = _pick_box(rng, boxes, page)
+    centre = (rng.uniform(bx[0], max(bx[0], bx[2])), (bx[1] + bx[3]) / 2 + rng.uniform(-8, 8))
+    date = f"{rng.randint(1, 28):02d} {rng.choice(MONTHS)} {rng.randint(2019, 2026)}" if rng.random() < 0.7 else ""
+    return {"centre": centre, "word": rng.choice(SEAL_WORDS), "date": date, "size": rng.uniform(9, 20),
+            "angle": _signed_angle(rng, 2, 18), "colour": rng.choice(STAMP_INKS), "opacity": rng.uniform(0.5, 0.9),
+            "double": rng.random() < 0.5, "rounded": rng.random() < 0.5, "width": rng.uniform(0.8, 2.2)}
+
+
+def plan_notes(rng: random.Random, page: Box, boxes: list[Box]) -> Params:
+    """Short hand-written-style remarks in pen ink, slanted across body lines."""
+    notes = []
+    for _ in range(rng.randint(1, 3)):
+        bx = _pick_box(rng, boxes, page)
+        notes.append({"text": rng.choice(NOTES), "point": (rng.uniform(bx[0], max(bx[0], bx[2] - 30)),
+                                                           (bx[1] + bx[3]) / 2 + rng.uniform(-4, 10)),
+                      "size": rng.uniform(9, 20), "angle": _signed_angle(rng, 3, 20),
+                      "font": rng.choice(["heit", "hebi", "coit"]), "colour": rng.choice(PENS),
+                      "opacity": rng.uniform(0.65, 0.9)})
+    return {"notes": notes}
 
 
 def plan_band(rng: random.Random, page: Box, boxes: list[Box]) -> Params:
@@ -215,6 +244,36 @@ def paint_stamp(page: pymupdf.Page, p: Params) -> None:
     _text(page, (cx, cy), word, wsize, p["rot"], col, op, font="hebo", centred=True)
 
 
+def paint_seal(page: pymupdf.Page, p: Params) -> None:
+    cx, cy = p["centre"]
+    size, col, op, angle = p["size"], p["colour"], p["opacity"], p["angle"]
+    sub = 0.55 * size
+    w = max(pymupdf.get_text_length(p["word"], fontname="hebo", fontsize=size),
+            pymupdf.get_text_length(p["date"], fontname="hebo", fontsize=sub)) + size
+    h = size * (2.1 if p["date"] else 1.4)
+    turn = (pymupdf.Point(cx, cy), pymupdf.Matrix(-angle))
+    rect = pymupdf.Rect(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    rects = [rect, rect + (-3, -3, 3, 3)] if p["double"] else [rect]
+    for r in rects:
+        page.draw_rect(r, color=col, width=p["width"], stroke_opacity=op, radius=0.25 if p["rounded"] else None,
+                       morph=turn)
+    a = math.radians(angle)  # text centres sit above/below the stamp's centre, turned with it
+
+    def at(dy: float) -> tuple[float, float]:
+        return (cx + dy * math.sin(a), cy + dy * math.cos(a))
+
+    if p["date"]:
+        _text(page, at(-0.35 * size), p["word"], size, angle, col, op, font="hebo", centred=True)
+        _text(page, at(0.55 * size), p["date"], sub, angle, col, op, font="hebo", centred=True)
+    else:
+        _text(page, at(0.0), p["word"], size, angle, col, op, font="hebo", centred=True)
+
+
+def paint_notes(page: pymupdf.Page, p: Params) -> None:
+    for n in p["notes"]:
+        _text(page, n["point"], n["text"], n["size"], n["angle"], n["colour"], n["opacity"], font=n["font"])
+
+
 def paint_band(page: pymupdf.Page, p: Params) -> None:
     x0, x1, y, h = p["x0"], p["x1"], p["y"], p["h"]
     dy = math.tan(math.radians(p["angle"])) * (x1 - x0)
@@ -246,14 +305,20 @@ STYLES: dict[str, tuple[Callable[..., Params], Callable[[pymupdf.Page, Params], 
     "diagonal": (plan_diagonal, paint_diagonal, "under"),
     "diagonal-over": (plan_diagonal, paint_diagonal, "over"),
     "tiled": (plan_tiled, paint_tiled, "under"),
+    "tiled-over": (plan_tiled, paint_tiled, "over"),
     "logo": (plan_logo, paint_logo, "under"),
     "stamp": (plan_stamp, paint_stamp, "over"),
+    "seal": (plan_seal, paint_seal, "over"),
     "band": (plan_band, paint_band, "over"),
     "header": (plan_header, paint_header, "over"),
+    "notes": (plan_notes, paint_notes, "over"),
     "strokes": (plan_strokes, paint_strokes, "over"),
 }
 
 # Held out of every default training config; the benchmark's watermark suites use these.
+# Training still sees marks drawn over the text ("tiled-over", "seal", "notes", "band",
+# "strokes"), but never these three: not the big diagonal word over the text, not the round
+# red seal, not the header/footer line.
 HELDOUT_STYLES = ["diagonal-over", "stamp", "header"]
 
 
