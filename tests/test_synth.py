@@ -29,6 +29,14 @@ def test_named_lists_hold_faces_and_styles_out_of_training():
     assert fl["train"] and fl["heldout"] and not set(fl["train"]) & set(fl["heldout"])
     assert sl["train"] and sl["heldout"] and not set(sl["train"]) & set(sl["heldout"])
     assert resolve_fonts("times,mono")[0] == "times"
+    # every family and style the held-out set tests has a counterpart in training: without a
+    # serif italic, held-out times-italic pages were the worst-read pages
+    faces = all_faces()
+    held = {(faces[k].family, faces[k].style) for k in fl["heldout"]}
+    assert held <= {(faces[k].family, faces[k].style) for k in fl["train"]}
+    # marks drawn over the text are in training too, in other styles than the held-out ones
+    over = [s for s in sl["train"] if STYLES[s][2] == "over"]
+    assert {"seal", "notes", "tiled-over"} <= set(over)
     with pytest.raises(ValueError, match="nosuchfont"):
         resolve_fonts("nosuchfont")
     with pytest.raises(ValueError, match="sparkles"):
