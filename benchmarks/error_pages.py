@@ -13,7 +13,8 @@ import json
 import re
 from pathlib import Path
 
-from ocr_robust.inference import Recognizer, read_image
+from ocr_robust.bench import read_store
+from ocr_robust.inference import Recognizer
 from ocr_robust.metrics import aligned_matches
 
 
@@ -33,13 +34,14 @@ def main() -> None:
     ap.add_argument("--lines", required=True, help="a labels.tsv folder made by ingest from --pdf")
     ap.add_argument("--pdf", required=True, help="the synth output folder (manifest.jsonl)")
     a = ap.parse_args()
-    lines, pdf = Path(a.lines), Path(a.pdf)
-    manifest = {(r["file"][:-4], r["page"] + 1): r for r in map(json.loads, open(pdf / "manifest.jsonl"))}
-    rows = [ln.rstrip("\n").split("\t", 1) for ln in open(lines / "labels.tsv", encoding="utf-8")]
-    preds = Recognizer(a.model).recognize([read_image(lines / p) for p, _ in rows])
+    manifest = {(r["file"][:-4], r["page"] + 1): r
+                for r in map(json.loads, open(Path(a.pdf) / "manifest.jsonl", encoding="utf-8"))}
+    reading = read_store(Recognizer(a.model), a.lines)
+    for problem in reading.problems:
+        print("skipped:", problem)
     words, lost, by_kind = collections.Counter(), collections.Counter(), collections.Counter()
-    for (path, truth), pred in zip(rows, preds):
-        parts = Path(path).parts  # images/NNNNN_doc_XXXXX/pPPPP_lLLLL.png
+    for name, truth, pred in zip(reading.names, reading.truths, reading.preds):
+        parts = Path(name).parts  # images/NNNNN_doc_XXXXX/pPPPP_lLLLL.png, as ingest names them
         page = (parts[-2].split("_", 1)[1], int(parts[-1][1:5]))
         n = len(truth.split())
         miss = n - aligned_matches(pred.text.split(), truth.split())

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .data.dataset import LineDataset, decode_grey
 from .data.store import open_store
+from .decoding import Decoded
 from .inference import Recognizer
 from .metrics import Scores
+
+
+@dataclass
+class StoreReading:
+    """One model's reading of one line store: names, truths and predictions in store order,
+    the lines left out as bad input (``problems``) and the seconds recognition took."""
+
+    names: list[str]
+    truths: list[str]
+    preds: list[Decoded]
+    problems: list[str]
+    seconds: float
+
+
+def read_store(rec: Recognizer, data: str | Path, batch_size: int = 64) -> StoreReading:
+    ds = LineDataset(open_store(data), rec.charset)
+    names = [ds.store.name(i) for i in ds.indices]
+    images = [decode_grey(ds.store.image_bytes(i), f"{data}/{n}") for i, n in zip(ds.indices, names)]
+    t = time.perf_counter()
+    preds = rec.recognize(images, batch_size=batch_size)
+    dt = time.perf_counter() - t
+    return StoreReading(names, [ds.store.text(i) for i in ds.indices], preds, ds.problems, dt)
 
 
 def bench(model: str | Path, data: list[str], batch_size: int = 64, decoder: str = "greedy",
@@ -16,16 +40,12 @@ def bench(model: str | Path, data: list[str], batch_size: int = 64, decoder: str
     rec = recognizer or Recognizer(model, decoder=decoder, engine=engine)
     rows = []
     for d in data:
-        ds = LineDataset(open_store(d), rec.charset)
-        images = [decode_grey(ds.store.image_bytes(i), f"{d}/{ds.store.name(i)}") for i in ds.indices]
-        t = time.perf_counter()
-        preds = rec.recognize(images, batch_size=batch_size)
-        dt = time.perf_counter() - t
-        s = Scores().update([p.text for p in preds], [ds.store.text(i) for i in ds.indices])
+        r = read_store(rec, d, batch_size)
+        s = Scores().update([p.text for p in r.preds], r.truths)
         rows.append({"data": str(d), "lines": s.lines, "word_acc": s.word_acc, "word_acc_caseless": s.word_acc_caseless,
-                     "cer": s.cer, "line_acc": s.line_acc, "lines_per_s": s.lines / dt if dt else 0.0,
-                     "skipped": len(ds.problems), "problems": ds.problems[:20], "engine": rec.engine,
-                     "errors": [(t, p.text) for p, t in zip(preds, [ds.store.text(i) for i in ds.indices]) if p.text != t][:20]})
+                     "cer": s.cer, "line_acc": s.line_acc, "lines_per_s": s.lines / r.seconds if r.seconds else 0.0,
+                     "skipped": len(r.problems), "problems": r.problems[:20], "engine": rec.engine,
+                     "errors": [(t, p.text) for p, t in zip(r.preds, r.truths) if p.text != t][:20]})
     return rows
 
 

@@ -257,16 +257,11 @@ def paint_seal(page: pymupdf.Page, p: Params) -> None:
     for r in rects:
         page.draw_rect(r, color=col, width=p["width"], stroke_opacity=op, radius=0.25 if p["rounded"] else None,
                        morph=turn)
-    a = math.radians(angle)  # text centres sit above/below the stamp's centre, turned with it
-
-    def at(dy: float) -> tuple[float, float]:
-        return (cx + dy * math.sin(a), cy + dy * math.cos(a))
-
-    if p["date"]:
-        _text(page, at(-0.35 * size), p["word"], size, angle, col, op, font="hebo", centred=True)
-        _text(page, at(0.55 * size), p["date"], sub, angle, col, op, font="hebo", centred=True)
-    else:
-        _text(page, at(0.0), p["word"], size, angle, col, op, font="hebo", centred=True)
+    a = math.radians(angle)
+    lines = [(p["word"], size, -0.35 * size), (p["date"], sub, 0.55 * size)] if p["date"] else [(p["word"], size, 0.0)]
+    for text, tsize, dy in lines:  # centres above/below the stamp's centre, turned with it
+        _text(page, (cx + dy * math.sin(a), cy + dy * math.cos(a)), text, tsize, angle, col, op, font="hebo",
+              centred=True)
 
 
 def paint_notes(page: pymupdf.Page, p: Params) -> None:
