@@ -34,8 +34,11 @@ def main() -> None:
     ap.add_argument("--lines", required=True, help="a labels.tsv folder made by ingest from --pdf")
     ap.add_argument("--pdf", required=True, help="the synth output folder (manifest.jsonl)")
     a = ap.parse_args()
-    manifest = {(r["file"][:-4], r["page"] + 1): r
-                for r in map(json.loads, open(Path(a.pdf) / "manifest.jsonl", encoding="utf-8"))}
+    mpath = Path(a.pdf) / "manifest.jsonl"
+    try:
+        manifest = {(r["file"][:-4], r["page"] + 1): r for r in map(json.loads, open(mpath, encoding="utf-8"))}
+    except (OSError, ValueError, KeyError) as e:
+        ap.error(f"{mpath}: not a synth manifest ({e})")
     reading = read_store(Recognizer(a.model), a.lines)
     for problem in reading.problems:
         print("skipped:", problem)
@@ -52,7 +55,9 @@ def main() -> None:
     total = sum(words.values())
     print(f"{'page':<18} {'kind':<8} {'words':>5} {'lost':>4} {'%':>6}  fonts / marks")
     for page in sorted(words):
-        r = manifest[page]
+        r = manifest.get(page)
+        if r is None:
+            ap.error(f"{a.lines}: page {page[0]} p{page[1]} is not in {mpath}; --lines must be ingested from --pdf")
         print(f"{page[0]} p{page[1]:<4} {r['kind']:<8} {words[page]:>5} {lost[page]:>4} "
               f"{100 * lost[page] / words[page]:>5.1f}%  {','.join(r['fonts'])} / {','.join(r['watermarks']) or '-'}")
     print(f"\nwords lost by kind of error (of {total} words):")
