@@ -101,6 +101,17 @@ def build_model(name_or_cfg: str | ModelConfig | dict, num_classes: int | None =
     return CRNN(cfg).to(memory_format=torch.channels_last)
 
 
+def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
+    """Mixed precision for a forward pass: bfloat16 on a CUDA GPU that has it, else float32.
+
+    bfloat16 keeps float32's exponent range, so the CTC gradients need no loss scaling.
+    float16 without a GradScaler would let small gradients underflow to zero, so GPUs
+    without bfloat16 (before Ampere) and CPUs run in float32. The CTC loss itself is always
+    computed in float32 (``losses.ctc_per_line``)."""
+    on = enabled and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -40,7 +40,7 @@ from .decoding import greedy_batch
 from .errors import InputError
 from .losses import ctc_per_line
 from .metrics import Scores
-from .models import CRNN, ModelConfig, build_model
+from .models import CRNN, ModelConfig, autocast, build_model
 
 
 @dataclass
@@ -137,7 +137,7 @@ class NaturalMode:
 
     def step(self, model: CRNN, batch: dict, ctx: StepContext) -> dict[str, float]:
         x = batch["images"].to(ctx.device, non_blocking=True)
-        with torch.autocast(ctx.device.type, enabled=ctx.amp and ctx.device.type == "cuda"):
+        with autocast(ctx.device, ctx.amp):
             logp = model(x)
         losses = ctc_per_line(logp, batch["targets"], batch["target_lengths"], batch["widths"])
         loss = losses.mean()

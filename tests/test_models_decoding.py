@@ -6,7 +6,7 @@ import torch
 
 from ocr_robust.charset import Charset
 from ocr_robust.decoding import beam_search, decode, greedy, greedy_batch
-from ocr_robust.models import REGISTRY, build_model, count_params, forward_flops
+from ocr_robust.models import REGISTRY, autocast, build_model, count_params, forward_flops
 
 CS = Charset(list("abc"))  # a=1 b=2 c=3, blank=0
 
@@ -34,6 +34,38 @@ def test_forward_backward_on_variable_widths_reaches_every_parameter(name):
     missing = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
     assert count_params(m) > 0 and forward_flops(m, 256) > 1e6
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixed_precision_is_bfloat16_on_cuda_only_and_trains_every_parameter(device):
+    """On CUDA the backbone runs in bfloat16 (no loss scaling needed); on CPU autocast is
+    off. Either way the log-probs stay close to float32's and every parameter gets a finite,
+    non-zero gradient. (The CUDA case runs where a GPU is present.)"""
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    m = build_model("crnn-large", num_classes=10).to(dev)
+    dtypes = []
+    m.backbone.register_forward_hook(lambda mod, i, o: dtypes.append(o.dtype))
+    x = torch.rand(4, 1, 32, 96, device=dev) * 255
+    m.eval()
+    with torch.no_grad():
+        ref = m(x)
+        with autocast(dev):
+            low = m(x)
+    assert dtypes == [torch.float32, torch.bfloat16 if device == "cuda" else torch.float32]
+    assert (low.exp() - ref.exp()).abs().max() < 0.05
+    m.train()
+    with autocast(dev):
+        out = m(x)
+    loss = torch.nn.functional.ctc_loss(out.float(), torch.tensor([1, 2, 3, 4, 5, 6, 7, 8], device=dev),
+                                        torch.full((4,), 24), torch.full((4,), 2))
+    loss.backward()
+    bad = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+           or p.grad.abs().sum() == 0]
+    assert not bad
 
 
 def test_small_model_is_cheaper_than_large():

@@ -22,7 +22,7 @@ import torch
 
 from ..decoding import greedy_batch
 from ..losses import ctc_per_line, encode_targets
-from ..models import CRNN
+from ..models import CRNN, autocast
 from .perturb import project_, to_pixels, width_mask
 
 
@@ -96,7 +96,7 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     sign = -1.0 if targeted else 1.0
     for k in range(steps + 1):
         delta.requires_grad_(True)
-        with torch.autocast(x.device.type, enabled=amp and x.is_cuda):
+        with autocast(x.device, amp):
             logp = model((x + delta).clamp(0, 255))
         loss = ctc_per_line(logp, targets, target_lengths, widths)
         if stop_texts is not None:

@@ -21,7 +21,7 @@ import torch
 
 from ..charset import ConfusableTable
 from ..losses import ctc_per_line, encode_targets, frame_kl
-from ..models import CRNN
+from ..models import CRNN, autocast
 from .attacks import perturb, pgd, read_texts
 from .confusion import TextConfuser
 from .perturb import AdversarialLayer, make_adv_optimizer, parse_eps, project_, to_pixels, width_mask
@@ -32,7 +32,7 @@ def _norm(value: Any) -> str | None:
 
 
 def _forward(model, x, ctx):
-    with torch.autocast(ctx.device.type, enabled=ctx.amp and ctx.device.type == "cuda"):
+    with autocast(ctx.device, ctx.amp):
         return model(x)
 
 
