@@ -28,7 +28,7 @@ def test_few_steps_lower_the_loss_and_write_a_run(tiny_run):
 def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(tiny_run, tiny_store, tmp_path):
     out, _ = tiny_run
     cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "run"), epochs=12, batch_size=8,
-                      lr=3e-3, augment=0.0, seed=1)
+                      lr=3e-3, augment=0.0, seed=1, device="cpu")  # bit-exact: CPU (see tiny_run)
     assert Trainer(cfg, progress=False).fit(max_epochs=5)["epochs"] == 5
     t = Trainer(cfg, progress=False)
     assert t.resume() and t.epoch == 5 and t.step == 15
