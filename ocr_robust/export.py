@@ -7,8 +7,9 @@ version, the run's figures). A parity check against the PyTorch model runs at ex
 for every format and fails the export loudly (``ExportError``) if it does not hold:
 
 - fp32 formats (ONNX, TorchScript): every log-probability within ``PARITY_ATOL +
-  PARITY_RTOL * |PyTorch's|`` (the ``numpy.allclose`` form) and the same decoded text, on
-  line-like random inputs of several widths and on real sample lines;
+  PARITY_RTOL * |PyTorch's|`` (the ``numpy.allclose`` form) of PyTorch's, widened by PyTorch's
+  own float32 rounding error there (its distance from a float64 forward pass), and the same
+  decoded text, on line-like random inputs of several widths and on real sample lines;
 - int8: decoded text identical on at least ``INT8_MIN_AGREEMENT`` of the real sample lines (int8
   changes logits by design, so the text is what is checked; the logit difference is
   reported). Its accuracy change is measured by ``ocr-robust bench`` with ``--engine int8``.
@@ -16,6 +17,7 @@ for every format and fails the export loudly (``ExportError``) if it does not ho
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from dataclasses import asdict
@@ -36,6 +38,10 @@ OPSET = 17
 # The relative part is for unlikely classes: float32 kernels that sum in another order drift
 # most there (1.5e-3 at a log-prob of -9 on a 340-step line, text identical), where it changes
 # no probability that decoding uses (2.8e-4 at most on the demo model).
+# A deep model's float32 reference is itself off by more than that: crnn-large's PyTorch
+# log-probs were 5.8e-3 from a float64 pass on a 16-line batch of width 900, where ONNX Runtime
+# was within 7.1e-4. So each element's tolerance also gets PyTorch's own |float32 - float64|:
+# an export passes where it is within tolerance of PyTorch or of the exact result.
 PARITY_ATOL = 1e-3
 PARITY_RTOL = 1e-3
 INT8_MIN_AGREEMENT = 0.90  # share of real sample lines int8 must read exactly as PyTorch does
@@ -99,13 +105,16 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
     n_random = len(sample_widths)  # the first inputs are random line-like noise, the rest real lines
     with torch.no_grad():
         reference = [model(x).numpy() for x in inputs]
+        exact = copy.deepcopy(model).double()
+        slack = [np.abs(r - exact(x.double()).numpy()).astype(np.float32) for x, r in zip(inputs, reference)]
+        del exact
 
     formats: dict[str, str] = {}
     parity: dict[str, dict] = {}
     if fmt in ("onnx", "all") or quantize:
         _export_onnx(model, out / ONNX_FILE, height)
         formats["onnx"] = ONNX_FILE
-        parity["onnx"] = _check(_ort_runner(out / ONNX_FILE), inputs, reference, "ONNX")
+        parity["onnx"] = _check(_ort_runner(out / ONNX_FILE), inputs, reference, "ONNX", slack=slack)
     if fmt in ("torchscript", "all"):
         with warnings.catch_warnings():  # deprecated in favour of torch.export, still what services load
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -113,7 +122,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
             scripted.save(str(out / TORCHSCRIPT_FILE))
             loaded = torch.jit.load(str(out / TORCHSCRIPT_FILE), map_location="cpu")
         formats["torchscript"] = TORCHSCRIPT_FILE
-        parity["torchscript"] = _check(_torch_runner(loaded), inputs, reference, "TorchScript")
+        parity["torchscript"] = _check(_torch_runner(loaded), inputs, reference, "TorchScript", slack=slack)
     if quantize == "int8":
         quantize_int8(out / ONNX_FILE, out / INT8_FILE)
         formats["onnx_int8"] = INT8_FILE
@@ -186,28 +195,31 @@ def _torch_runner(module):
     return run
 
 
-def _check(runner, inputs, reference, name: str, int8: bool = False) -> dict:
-    """Compare a runner's log-probs and greedy text with PyTorch's on every input."""
+def _check(runner, inputs, reference, name: str, int8: bool = False, slack=None) -> dict:
+    """Compare a runner's log-probs and greedy text with PyTorch's on every input. ``slack``:
+    per input, PyTorch's own |float32 - float64| error, added to the tolerance."""
     worst, outside, same, total = 0.0, 0, 0, 0
-    for x, ref in zip(inputs, reference):
+    slack = slack if slack is not None else [0.0] * len(reference)
+    for x, ref, own in zip(inputs, reference, slack):
         got = runner(x)
         if got.shape != ref.shape:
             raise ExportError(f"{name} output shape {got.shape} != PyTorch {ref.shape} at width {x.shape[-1]}")
         diff = np.abs(got - ref)
         worst = max(worst, float(diff.max()))
-        outside += int((diff > PARITY_ATOL + PARITY_RTOL * np.abs(ref)).sum())
+        outside += int((diff > PARITY_ATOL + PARITY_RTOL * np.abs(ref) + own).sum())
         for j in range(ref.shape[1]):
             same += greedy_ids(got[:, j]) == greedy_ids(ref[:, j])
             total += 1
     agreement = same / max(1, total)
-    report = {"max_abs_diff": worst, "same_text": f"{same}/{total}", "agreement": agreement}
+    report = {"max_abs_diff": worst, "same_text": f"{same}/{total}", "agreement": agreement,
+              "pytorch_fp32_error": max((float(np.max(o)) for o in slack), default=0.0)}
     if int8:
         report["min_agreement"] = INT8_MIN_AGREEMENT
         if agreement < INT8_MIN_AGREEMENT:
             raise ExportError(f"{name} parity failed: decoded text identical on {same}/{total} inputs "
                               f"({100 * agreement:.1f}%), needs {100 * INT8_MIN_AGREEMENT:.0f}%")
         return report
-    report["tolerance"] = f"{PARITY_ATOL:g} + {PARITY_RTOL:g}*|logprob|"
+    report["tolerance"] = f"{PARITY_ATOL:g} + {PARITY_RTOL:g}*|logprob| + |PyTorch fp32 - fp64|"
     if outside or same != total:
         raise ExportError(f"{name} parity failed: {outside} log-probabilities differ by more than "
                           f"{report['tolerance']} (max |diff| {worst:.2e}), decoded text identical on {same}/{total} inputs")

@@ -323,7 +323,8 @@ def test_shutdown_drains_requests_in_flight(exported, pdf_pair):
 
 def test_parity_tolerance_is_relative_for_unlikely_classes_only():
     """A float32 drift of 1.5e-3 on a class at log-prob -9 (probability 1e-4) is within
-    tolerance; the same drift on the likely class at log-prob -0.1 fails the export."""
+    tolerance; the same drift on the likely class at log-prob -0.1 fails the export, unless
+    PyTorch's own float32 rounding error is that large there."""
     import ocr_robust.export as ex
 
     ref = np.full((4, 1, 3), -9.0, np.float32)
@@ -336,3 +337,8 @@ def test_parity_tolerance_is_relative_for_unlikely_classes_only():
     likely[2, 0, 0] += 1.5e-3
     with pytest.raises(ExportError, match="1 log-probabilities differ"):
         ex._check(lambda x: likely, [None], [ref], "ONNX")
+    # where PyTorch's own float32 result is 2e-3 from the float64 one, the same drift is rounding
+    own = np.zeros_like(ref)
+    own[2, 0, 0] = 2e-3
+    report = ex._check(lambda x: likely, [None], [ref], "ONNX", slack=[own])
+    assert report["pytorch_fp32_error"] == pytest.approx(2e-3) and report["agreement"] == 1.0
