@@ -173,3 +173,40 @@ def test_a_run_whose_config_builds_no_model_is_one_error_naming_config_yaml(tiny
     (bad / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     with pytest.raises(InputError, match=r"config\.yaml.*model_config"):
         load_run(bad)
+
+
+def test_full_run_script_builds_sharded_corpus_trains_and_benches(tiny_store, tmp_path):
+    """benchmarks/full_run.sh end to end at toy size: two synth shards with their own seeds
+    in one LMDB store, the shipped full config (model and epochs overridden), the bench
+    table over the three held-out sets; a second call with --resume reuses the corpus."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    for name in ("test-clean", "test-watermark", "test-lowres"):
+        (tests / name).symlink_to(tiny_store, target_is_directory=True)
+    env = {**os.environ, "OCR": f"{sys.executable} -m ocr_robust", "PAGES": "3", "SHARDS": "2"}
+    work = tmp_path / "work"
+    cmd = ["bash", str(root / "benchmarks" / "full_run.sh"), str(work), str(tests),
+           "--model", "crnn-small", "--epochs", "1", "--device", "cpu", "--quiet"]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shards = sorted(p.name for p in (work / "pdf").iterdir())
+    assert shards == ["s1", "s2"]
+    assert [json.loads((work / "pdf" / s / "synth.json").read_text())["pages"] for s in shards] == [2, 1]
+    ingest = json.loads((work / "lines" / "train.lmdb" / "ingest.json").read_text())
+    assert ingest["files"] == 2 and ingest["pages_ok"] == 3 and ingest["lines"] > 100
+    rows = json.loads((work / "bench.json").read_text())
+    assert [Path(r["data"]).name for r in rows] == ["test-clean", "test-watermark", "test-lowres"]
+    assert all(r["lines"] == 24 for r in rows)
+    stamp = (work / "lines" / "train.lmdb" / "ingest.json").stat().st_mtime_ns
+    table = (work / "bench.json").stat().st_mtime_ns
+    again = subprocess.run(cmd + ["--resume"], cwd=root, env={**env, "BENCH": "0"}, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "synth:" not in again.stdout and (work / "lines" / "train.lmdb" / "ingest.json").stat().st_mtime_ns == stamp
+    assert (work / "bench.json").stat().st_mtime_ns == table  # BENCH=0: no benchmark
