@@ -1,5 +1,9 @@
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,7 +133,6 @@ def test_train_command_reports_skipped_lines(tiny_store, tmp_path, capsys):
 
 
 def test_shipped_configs_load_and_bad_keys_name_the_file(tmp_path):
-    from pathlib import Path
     for f in sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")):
         cfg = TrainConfig.from_yaml(f, data="x")
         assert cfg.model in ("crnn-small", "crnn-large") and cfg.data == "x"
@@ -179,11 +182,6 @@ def test_full_run_script_builds_sharded_corpus_trains_and_benches(tiny_store, tm
     """benchmarks/full_run.sh end to end at toy size: two synth shards with their own seeds
     in one LMDB store, the shipped full config (model and epochs overridden), the bench
     table over the three held-out sets; a second call with --resume reuses the corpus."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     tests = tmp_path / "tests"
     tests.mkdir()

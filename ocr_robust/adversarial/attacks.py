@@ -83,9 +83,9 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     n = x.shape[0]
     delta = torch.zeros_like(x)
     if random_start and eps_px is not None:
+        # drawn on the CPU, where the generators live, then moved: the same start on every device
         if norm == "linf":
-            # drawn on the CPU (generators are CPU ones): the same start on every device
-            delta = torch.empty(x.shape).uniform_(-eps_px, eps_px, generator=generator).to(x.device)
+            delta = torch.empty(x.shape, device="cpu").uniform_(-eps_px, eps_px, generator=generator).to(x.device)
         else:
             d = torch.randn(x.shape, generator=generator, device="cpu").to(x.device) * mask
             r = torch.rand(n, generator=generator, device="cpu").to(x.device).view(-1, 1, 1, 1)

@@ -3,8 +3,9 @@
 Faces come from packages only: PyMuPDF's Base-14 fonts, the ``pymupdf-fonts`` package,
 the DejaVu and STIX faces that ship inside matplotlib (a dependency) and, when installed,
 Debian's DejaVu package (it adds the condensed and extra-light DejaVu faces). Every face
-listed here covers the whole ``latin`` charset (checked by a test). The named lists let a benchmark hold faces out of training:
-``train`` and ``heldout`` are disjoint and default training configs use ``train`` only.
+listed here covers the whole ``latin`` charset (checked by a test). The named lists let a
+benchmark hold faces out of training: ``train`` and ``heldout`` are disjoint and default
+training configs use ``train`` only.
 """
 
 from __future__ import annotations
