@@ -19,7 +19,15 @@ TESTS=${2:?usage: full_run.sh WORK TESTS [train flags...]}
 shift 2
 PAGES=${PAGES:-2000}
 SHARDS=${SHARDS:-$(nproc)}
+CONFIG="$(dirname "$0")/../configs/full.yaml"
 stamp() { echo "[$(date +%T)] $*"; }
+
+# the test stores are checked before hours of training, not after
+if [ "${BENCH:-1}" != 0 ]; then
+  for t in test-clean test-watermark test-lowres; do
+    [ -e "$TESTS/$t" ] || { echo "full_run.sh: $TESTS/$t: no such test store (make demo writes them to demo-output/lines)" >&2; exit 2; }
+  done
+fi
 
 if [ ! -f "$WORK/lines/train.lmdb/ingest.json" ]; then
   stamp "synth: $PAGES pages in $SHARDS shards"
@@ -31,7 +39,7 @@ if [ ! -f "$WORK/lines/train.lmdb/ingest.json" ]; then
   $OCR ingest "$WORK/pdf" --out "$WORK/lines/train.lmdb" --lmdb --quiet
 fi
 stamp "train"
-$OCR train --config configs/full.yaml --data "$WORK/lines/train.lmdb" --out "$WORK/run" "$@"
+$OCR train --config "$CONFIG" --data "$WORK/lines/train.lmdb" --out "$WORK/run" "$@"
 [ "${BENCH:-1}" = 0 ] && exit 0
 stamp "bench"
 $OCR bench --model "$WORK/run" --data "$TESTS/test-clean" "$TESTS/test-watermark" "$TESTS/test-lowres" \

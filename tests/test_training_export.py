@@ -208,3 +208,14 @@ def test_full_run_script_builds_sharded_corpus_trains_and_benches(tiny_store, tm
     assert again.returncode == 0, again.stderr[-2000:]
     assert "synth:" not in again.stdout and (work / "lines" / "train.lmdb" / "ingest.json").stat().st_mtime_ns == stamp
     assert (work / "bench.json").stat().st_mtime_ns == table  # BENCH=0: no benchmark
+
+
+def test_full_run_script_refuses_missing_test_stores_before_any_work(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OCR": f"{sys.executable} -m ocr_robust", "PAGES": "2", "SHARDS": "1"}
+    done = subprocess.run(["bash", str(root / "benchmarks" / "full_run.sh"), str(tmp_path / "work"),
+                           str(tmp_path / "nowhere")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert f"{tmp_path / 'nowhere'}/test-clean: no such test store" in done.stderr
+    assert not (tmp_path / "work").exists()
