@@ -1,16 +1,24 @@
 """Font faces for the synthetic corpus, and named lists of them.
 
-Faces come from packages only: PyMuPDF's Base-14 fonts, the ``pymupdf-fonts`` package,
-the DejaVu and STIX faces that ship inside matplotlib (a dependency) and, when installed,
-Debian's DejaVu package (it adds the condensed and extra-light DejaVu faces). Every face
-listed here covers the whole ``latin`` charset (checked by a test). The named lists let a
-benchmark hold faces out of training: ``train`` and ``heldout`` are disjoint and default
-training configs use ``train`` only.
+Two sources. *Packaged* faces always exist: PyMuPDF's Base-14 fonts, the ``pymupdf-fonts``
+package and the DejaVu and STIX faces inside matplotlib (a dependency). *System* faces are
+found at run time in the font folders (``/usr/share/fonts``, TeX's OpenType folders,
+``~/.fonts``, and ``OCR_ROBUST_FONT_DIRS``): every OpenType/TrueType file whose names say it
+is a text face (not math, symbols, initials or small caps) and which covers the whole
+``latin`` charset. ``make fonts`` installs Debian's font packages (Latin Modern, TeX Gyre,
+URW base35, Liberation, Carlito/Caladea, Noto, FreeFont, Libertine, ...), which give a few
+hundred faces in over a hundred families.
+
+Held out for evaluation are whole typeface *families* (``HELDOUT_FAMILIES``: every style of
+Ubuntu, PT Sans, Go Mono, ...), plus the packaged faces of ``HELDOUT``. The named lists
+``train`` and ``heldout`` are disjoint; default training configs use ``train`` only.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +26,7 @@ from pathlib import Path
 import pymupdf
 
 from .select import resolve_names
+from .sfnt import read_sfnt
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,8 @@ class FontFace:
     source: str  # builtin name for pymupdf.Font(fontname=...), or a font file path
     family: str  # serif | sans | mono
     style: str  # regular | bold | italic | bolditalic | light
+    typeface: str = ""  # the typographic family ("Liberation Serif"); held out as a whole
+    width: str = "normal"  # normal | condensed
 
     @property
     def is_file(self) -> bool:
@@ -101,31 +112,130 @@ HELDOUT = [
     "spacemono", "spacemono-bold", "times-italic", "courier-bold",
     "dejavuserif", "dejavuserif-italic", "dejavusansmono",
 ]
+# System typeface families held out as a whole (every style), chosen across serif, sans,
+# mono and condensed faces. Common document faces (Latin Modern, TeX Gyre, Nimbus,
+# Liberation, Carlito) stay in training: a default model must read them.
+HELDOUT_FAMILIES = {
+    "PT Serif", "PT Serif Caption", "PT Sans", "PT Sans Caption", "PT Sans Narrow", "PT Mono",
+    "Go", "Go Medium", "Go Mono", "Gentium Plus", "Gentium Book Plus", "Cantarell", "Oxygen-Sans",
+    "Oxygen Mono", "Anonymous Pro", "Anonymous Pro Minus", "Roboto Slab", "Linux Biolinum O",
+    "TeX Gyre Schola", "C059", "TeX Gyre Adventor", "URW Gothic", "URW Bookman", "TeX Gyre Bonum",  # design clones together
+    "Open Sans Condensed", "Inconsolata",
+}
+FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path("/usr/share/texmf/fonts/opentype"),
+             Path("/usr/share/texlive/texmf-dist/fonts/opentype"), Path.home() / ".fonts",
+             Path.home() / ".local/share/fonts"]
+# not text faces: math, symbols, decorative capitals, small caps (their lower case is not lower case)
+_NOT_TEXT = re.compile(r"math|symbol|music|initials|keyboard|small ?caps|\bcaps\b|emoji|icon|dingbat|integrals|"
+                       r"sizes?\w*sym|nonunicode|variants|ornament|chancery|chorus|z003|script|handwrit", re.I)
+_MONO = re.compile(r"mono|code|courier|consol|typewriter|cousine|hack\b|inconsolata|fixed", re.I)
+_SERIF = re.compile(r"serif(?! *sans)|roman|times|tinos|caladea|garamond|libertine(?! *mono)|gentium|charis|"
+                    r"didot|bookman|goudy|junicode|p052|c059|stix|slab|palatino|schola|bonum|pagella|termes|"
+                    r"century|baskerville|bodoni|georgia|cambria|mincho|book", re.I)
+_SANS = re.compile(r"sans|gothic|grotesk|biolinum|arimo|carlito|lato|roboto|inter|cantarell|quicksand|"
+                   r"comfortaa|oxygen|\bgo\b|b612|andika|helvet|arial|adventor|heros|cursor|calibri|verdana", re.I)
+
+
+def font_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("OCR_ROBUST_FONT_DIRS", "").split(os.pathsep) if p]
+    return [*extra, *FONT_DIRS]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def classify(name: str, fixed_pitch: bool, serif: bool | None) -> str:
+    """serif | sans | mono, from the family name first (the font tables are often silent or
+    wrong), then the PANOSE/IBM class, else sans."""
+    if fixed_pitch or _MONO.search(name):
+        return "mono"
+    if re.search(r"slab", name, re.I):
+        return "serif"
+    if _SANS.search(name):
+        return "sans"
+    if _SERIF.search(name):
+        return "serif"
+    return "serif" if serif else "sans"
+
+
+def face_from_file(path: Path, chars: str) -> FontFace | None:
+    """A :class:`FontFace` for a text face covering ``chars``, else ``None``."""
+    try:
+        info = read_sfnt(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    full = f"{info.family} {info.subfamily}"
+    if _NOT_TEXT.search(full) or _NOT_TEXT.search(path.name):
+        return None
+    try:
+        font = pymupdf.Font(fontfile=str(path))
+    except Exception:  # MuPDF refuses the file
+        return None
+    if any(not font.has_glyph(ord(c)) for c in chars if not c.isspace()):
+        return None
+    bold, light = info.weight >= 600, info.weight <= 300
+    style = "light" if light else ("bold" if bold else "") + ("italic" if info.italic else "")
+    condensed = info.width <= 4 or bool(re.search(r"condensed|narrow|compressed", full, re.I))
+    return FontFace(_slug(full.replace(info.family, info.family + " ")) or path.stem.lower(), str(path),
+                    classify(info.family, info.fixed_pitch, info.serif), style or "regular", info.family,
+                    "condensed" if condensed else "normal")
+
+
+@lru_cache(maxsize=1)
+def system_faces() -> dict[str, FontFace]:
+    """Text faces found in :func:`font_dirs` that cover the ``latin`` charset, by key."""
+    from ..charset import Charset
+
+    chars = "".join(Charset.load("latin").chars)
+    known = {Path(f).stem.lower() for _, f, _, _ in _SYSTEM}
+    faces: dict[str, FontFace] = {}
+    files = sorted({p.resolve() for d in font_dirs() if d.is_dir() for p in d.rglob("*")
+                    if p.suffix.lower() in (".ttf", ".otf")})
+    for path in files:
+        if path.stem.lower() in known:
+            continue
+        face = face_from_file(path, chars)
+        if face is not None and face.key not in faces:
+            faces[face.key] = face
+    return faces
 
 
 @lru_cache(maxsize=1)
 def all_faces() -> dict[str, FontFace]:
-    faces = {f.key: f for f in _PACKAGED}
+    faces = {f.key: FontFace(f.key, f.source, f.family, f.style, f.key.split("-")[0]) for f in _PACKAGED}
     for key, fname, family, style in _SYSTEM:
         for d in _SYSTEM_DIRS:
             if (d / fname).is_file():
-                faces[key] = FontFace(key, str(d / fname), family, style)
+                faces[key] = FontFace(key, str(d / fname), family, style, key.split("-")[0],
+                                      "condensed" if "condensed" in key else "normal")
                 break
+    for key, face in system_faces().items():
+        faces.setdefault(key, face)
     return faces
+
+
+def is_heldout(face: FontFace) -> bool:
+    return face.key in HELDOUT or face.typeface in HELDOUT_FAMILIES
 
 
 def font_lists() -> dict[str, list[str]]:
     """Named lists of available face keys."""
     faces = all_faces()
     keys = list(faces)
+    packaged = {f.key for f in _PACKAGED} | {k for k, *_ in _SYSTEM}
     lists = {
         "all": keys,
-        "heldout": [k for k in keys if k in HELDOUT],
-        "train": [k for k in keys if k not in HELDOUT],
-        "packaged": [f.key for f in _PACKAGED],
+        "heldout": [k for k in keys if is_heldout(faces[k])],
+        "train": [k for k in keys if not is_heldout(faces[k])],
+        "packaged": [k for k in keys if k in packaged],
+        "system": [k for k in keys if k not in packaged],
     }
+    lists["heldout-packaged"] = [k for k in lists["heldout"] if k in packaged]
+    lists["train-packaged"] = [k for k in lists["train"] if k in packaged]
     for family in ("serif", "sans", "mono"):
         lists[family] = [k for k in keys if faces[k].family == family]
+    lists["condensed"] = [k for k in keys if faces[k].width == "condensed"]
     return lists
 
 
