@@ -9,6 +9,7 @@ LMDB format (the key scheme of clovaai/deep-text-recognition-benchmark): ``num-s
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from dataclasses import dataclass, field
@@ -41,9 +42,15 @@ def is_lmdb(path: str | Path) -> bool:
     return (Path(path) / "data.mdb").is_file()
 
 
-def open_store(path: str | Path, strict: bool = False) -> "FolderStore | LmdbStore":
-    """Open a folder store or an LMDB store, whichever ``path`` is."""
+STORES = "stores.txt"
+
+
+def open_store(path: str | Path, strict: bool = False) -> "FolderStore | LmdbStore | ConcatStore":
+    """Open a folder store, an LMDB store, or a list of stores (a ``stores.txt`` file, or a
+    folder holding one: one store path per line, relative to that file), whichever ``path`` is."""
     p = Path(path)
+    if p.is_file() and p.name == STORES or (p / STORES).is_file():
+        return ConcatStore.from_manifest(p if p.is_file() else p / STORES, strict)
     if is_lmdb(p):
         return LmdbStore(p)
     if (p / LABELS).is_file():
@@ -182,6 +189,55 @@ class LmdbStore:
 
     def __setstate__(self, state):
         self.__init__(state["path"])
+
+
+class ConcatStore:
+    """Several stores read as one, in order; sample names are prefixed with their store's
+    position (``0/...``, ``1/...``) so they stay unique."""
+
+    def __init__(self, stores: list, path: Path):
+        self.stores, self.path = stores, path
+        self.problems = [q for st in stores for q in st.problems]
+        self._starts = [0]
+        for st in stores:
+            self._starts.append(self._starts[-1] + len(st))
+
+    @classmethod
+    def from_manifest(cls, manifest: Path, strict: bool = False) -> "ConcatStore":
+        try:
+            rows = [ln.strip() for ln in manifest.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(manifest, f"cannot read the list of stores: {e}") from None
+        paths = [manifest.parent / r for r in rows if r and not r.startswith("#")]
+        if not paths:
+            raise InputError(manifest, "the list of stores is empty")
+        stores = []
+        for k, sp in enumerate(paths):
+            if sp.resolve() == manifest.parent.resolve() or (sp / STORES).is_file() or sp.name == STORES:
+                raise InputError(manifest, f"line {k + 1}: {sp} is a list of stores itself; list the stores")
+            stores.append(open_store(sp, strict))
+        return cls(stores, manifest.parent)
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _at(self, i: int) -> tuple[int, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect.bisect_right(self._starts, i) - 1
+        return k, i - self._starts[k]
+
+    def text(self, i: int) -> str:
+        k, j = self._at(i)
+        return self.stores[k].text(j)
+
+    def name(self, i: int) -> str:
+        k, j = self._at(i)
+        return f"{k}/{self.stores[k].name(j)}"
+
+    def image_bytes(self, i: int) -> bytes:
+        k, j = self._at(i)
+        return self.stores[k].image_bytes(j)
 
 
 class FolderWriter:

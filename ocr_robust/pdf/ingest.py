@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import time
 import zlib
@@ -33,6 +34,7 @@ from ..charset import Charset
 from ..data.store import open_writer
 from .degrade import degrade_page, parse_degrade
 from .layout import PageError, crop_line, render, text_lines
+from .watermarks import marked_copy, plan_marks, resolve_styles
 
 AUTO_PARALLEL_PAGES = 24  # with --workers 0, fewer pages than this are ingested in-process
 
@@ -61,6 +63,10 @@ class IngestConfig:
     min_alpha: int = 240  # spans more transparent than this are watermark text
     min_height_px: int = 5
     max_page_pixels: int = 60_000_000  # a page whose raster would exceed this is refused
+    watermarks: str = ""  # styles painted on copies of the pages before rasterising ("" none, "train", ...)
+    watermark_fraction: float = 0.75  # share of pages painted when ``watermarks`` is set
+    max_pages: int = 0  # per file: 0 every page, else this many pages drawn by ``pages_seed`` (big manuals)
+    pages_seed: int | None = None  # which pages ``max_pages`` draws; None: ``seed``
 
 
 @dataclass
@@ -73,6 +79,7 @@ class PageResult:
     error: str | None = None  # page failed: reason
     has_text: bool = False
     degradations: dict = field(default_factory=dict)
+    watermarks: list[str] = field(default_factory=list)  # styles painted on this page
 
 
 @lru_cache(maxsize=2)
@@ -95,7 +102,19 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
     cfg = IngestConfig(**cfgd)
     res = PageResult(file=path, page=pno)
     try:
-        page = _open(path)[pno]
+        src = _open(path)
+        page = src[pno]
+        if cfg.watermarks:
+            rng = random.Random(_page_seed(cfg.seed, path, pno))
+            if rng.random() < cfg.watermark_fraction:
+                if page.rotation:
+                    page.set_rotation(0)
+                lines, _, _ = text_lines(page, cfg.min_alpha)
+                r = page.rect
+                marks = plan_marks(rng, resolve_styles(cfg.watermarks), (0.0, 0.0, r.width, r.height),
+                                   [ln.bbox for ln in lines])
+                res.watermarks = [name for name, _ in marks]
+                page = marked_copy(src, pno, marks)[0]
         lines, skipped, res.has_text = text_lines(page, cfg.min_alpha)
         res.skipped.update(skipped)
         if not res.has_text:
@@ -136,6 +155,14 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
 
 
+def select_pages(path: str, n: int, max_pages: int, seed: int) -> list[int]:
+    """Page indices to ingest: all ``n``, or ``max_pages`` of them drawn by ``seed`` and the
+    file's name (the same pages on every run), in page order."""
+    if max_pages <= 0 or n <= max_pages:
+        return list(range(n))
+    return sorted(random.Random(f"pages:{seed}:{Path(path).name}").sample(range(n), max_pages))
+
+
 def check_document(path: str) -> tuple[int, str | None, bool]:
     """(page count, None, repaired) for a usable PDF, else (0, reason, False); ``repaired``
     says MuPDF had to rebuild a damaged file's structure to open it."""
@@ -163,6 +190,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     Charset.load(cfg.charset)  # fail early on a bad charset
     parse_degrade(cfg.degrade)
+    resolve_styles(cfg.watermarks)
+    if not 0.0 <= cfg.watermark_fraction <= 1.0:
+        raise ValueError(f"--watermark-fraction {cfg.watermark_fraction}: expected a share between 0 and 1")
     files_failed: list[dict] = []
     tasks: list[tuple[str, int, dict]] = []
     repaired: set[str] = set()
@@ -173,7 +203,8 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
             continue
         if was_repaired:
             repaired.add(str(p))
-        tasks += [(str(p), i, asdict(cfg)) for i in range(n)]
+        pick = select_pages(str(p), n, cfg.max_pages, cfg.seed if cfg.pages_seed is None else cfg.pages_seed)
+        tasks += [(str(p), i, asdict(cfg)) for i in pick]
 
     # Workers are spawned, not forked (a fork after OpenCV or torch started threads can
     # deadlock); starting one costs about a second, so small jobs run in this process.
@@ -181,8 +212,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     workers = max(1, min(workers, len(tasks) or 1))
     summary: dict = {"out": cfg.out, "format": "lmdb" if cfg.lmdb else "folder", "files": len(pdfs),
                      "files_failed": files_failed, "pages": len(tasks), "pages_ok": 0, "pages_failed": {},
-                     "page_failures": [], "lines": 0, "lines_skipped": {}, "skipped_chars": {}}
-    skipped, skipped_chars = Counter(), Counter()
+                     "page_failures": [], "lines": 0, "lines_skipped": {}, "skipped_chars": {},
+                    "watermarked_pages": {}}
+    skipped, skipped_chars, marked = Counter(), Counter(), Counter()
     text_pages: Counter = Counter()
     seen_pages: Counter = Counter()
     page_errors: dict[str, list[dict]] = {}
@@ -207,6 +239,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
                     page_errors.setdefault(r.file, []).append({"file": r.file, "page": r.page + 1, "reason": r.error})
                     continue
                 summary["pages_ok"] += 1
+                if r.watermarks:
+                    marked.update(r.watermarks)
+                    marked["(pages)"] += 1
                 stem = stems.setdefault(r.file, f"{len(stems):05d}_{_safe(Path(r.file).stem)}")
                 for k, (text, png) in enumerate(r.lines):
                     writer.add(f"{stem}/p{r.page + 1:04d}_l{k + 1:04d}.png", text, png)
@@ -229,6 +264,7 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
         "pages_failed": dict(page_fail.most_common()),
         "lines_skipped": dict(skipped.most_common()),
         "skipped_chars": dict(skipped_chars.most_common()),
+        "watermarked_pages": dict(marked.most_common()),
         "seconds": round(dt, 3),
         "pages_per_s": round(summary["pages_ok"] / dt, 3) if dt else None,
         "lines_per_s": round(summary["lines"] / dt, 2) if dt else None,
@@ -254,6 +290,10 @@ def format_summary(s: dict) -> str:
         lines.append(f"  ... and {len(s['page_failures']) - 20} more failed pages (see ingest.json)")
     for reason, n in s["lines_skipped"].items():
         lines.append(f"  lines skipped, {reason}: {n}")
+    if s.get("watermarked_pages"):
+        marks = {k: v for k, v in s["watermarked_pages"].items() if k != "(pages)"}
+        lines.append(f"  watermarked pages: {s['watermarked_pages'].get('(pages)', 0)} "
+                     f"({', '.join(f'{k} x{v}' for k, v in marks.items())})")
     if s["skipped_chars"]:
         top = ", ".join(f"{c!r} x{n}" for c, n in list(s["skipped_chars"].items())[:15])
         lines.append(f"  characters outside the charset: {top}")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from . import content as C
 from .fonts import all_faces, load_font, resolve_fonts, text_width
-from .watermarks import STYLES, resolve_styles
+from .watermarks import paint_layer, plan_marks, resolve_styles
 
 PAPER = {"a4": (595.0, 842.0), "letter": (612.0, 792.0)}
 SIZES = [5, 5.5, 6, 6.5, 7, 7.5, 8, 9, 10, 11, 12, 14]
@@ -202,11 +202,7 @@ def plan_page(rng: random.Random, fonts: list[str], styles: list[str], clean_fra
                 lay.paragraph(C.paragraph(rng))
             lay.gap()
     if styles and rng.random() >= clean_fraction:
-        boxes = [it.box() for it in spec.items]
-        chosen = rng.sample(styles, k=min(len(styles), rng.randint(1, max_styles)))
-        for name in chosen:
-            planner = STYLES[name][0]
-            spec.watermarks.append((name, planner(rng, (0.0, 0.0, w, h), boxes)))
+        spec.watermarks = plan_marks(rng, styles, (0.0, 0.0, w, h), [it.box() for it in spec.items], max_styles)
     return spec
 
 
@@ -214,20 +210,14 @@ def draw_page(doc: pymupdf.Document, spec: PageSpec, watermarks: bool = True) ->
     """Append a page drawn from ``spec``; ``watermarks=False`` leaves the marks out."""
     page = doc.new_page(width=spec.width, height=spec.height)
     marks = spec.watermarks if watermarks else []
-    for name, params in marks:
-        planner, painter, layer = STYLES[name]
-        if layer == "under":
-            painter(page, params)
+    paint_layer(page, marks, "under")
     writers: dict[tuple, pymupdf.TextWriter] = {}
     for it in spec.items:
         tw = writers.setdefault(tuple(it.colour), pymupdf.TextWriter(page.rect))
         tw.append((it.x, it.y), it.text, font=load_font(it.font), fontsize=it.size)
     for colour, tw in writers.items():
         tw.write_text(page, color=colour)
-    for name, params in marks:
-        planner, painter, layer = STYLES[name]
-        if layer == "over":
-            painter(page, params)
+    paint_layer(page, marks, "over")
     return page
 
 

@@ -331,3 +331,29 @@ def resolve_styles(spec: str | list[str] | None) -> list[str]:
     """Style names from names and/or list names (``train``, ``heldout``, ``all``, ``none``)."""
     return resolve_names("train" if spec is None else spec, STYLES, style_lists(), "watermark style",
                          allow_empty=True)
+
+
+def plan_marks(rng: random.Random, styles: list[str], page: Box, boxes: list[Box],
+               max_styles: int = 2) -> list[tuple[str, Params]]:
+    """One to ``max_styles`` of ``styles``, each planned onto the text lines ``boxes``."""
+    chosen = rng.sample(styles, k=min(len(styles), rng.randint(1, max_styles)))
+    return [(name, STYLES[name][0](rng, page, boxes)) for name in chosen]
+
+
+def paint_layer(page: pymupdf.Page, marks: list[tuple[str, Params]], layer: str) -> None:
+    for name, params in marks:
+        if STYLES[name][2] == layer:
+            STYLES[name][1](page, params)
+
+
+def marked_copy(src: pymupdf.Document, pno: int, marks: list[tuple[str, Params]]) -> pymupdf.Document:
+    """A one-page document: page ``pno`` of ``src`` with ``marks`` painted in their layers
+    (``under`` marks beneath the page's own content, which is placed as a form XObject, so
+    its text layer and fonts are unchanged; ``over`` marks on top)."""
+    r = src[pno].rect
+    doc = pymupdf.open()
+    page = doc.new_page(width=r.width, height=r.height)
+    paint_layer(page, marks, "under")
+    page.show_pdf_page(page.rect, src, pno)
+    paint_layer(page, marks, "over")
+    return doc
