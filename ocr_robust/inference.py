@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .charset import Charset
+from .data.crop import normalise_crops
 from .data.dataset import HEIGHT, MAX_WIDTH, pad_batch, resize_to_height
 from .decoding import Decoded, decode
 from .errors import InputError
@@ -66,11 +67,13 @@ class Recognizer:
                                             "a run folder is read with PyTorch")
             self.engine = "torch"
             self.device = pick_device(device)
-            self.model, self.charset, _ = load_torch_model(path, self.device)
+            self.model, self.charset, desc = load_torch_model(path, self.device)
             self.height = self.model.cfg.height
+            self.crop = desc["crop"]
             return
         self.meta, self.charset = read_meta(self.path)
         self.height = int(self.meta["input"]["height"])
+        self.crop = self.meta["input"].get("crop", "none")  # exports before crop normalisation: none
         formats = self.meta.get("formats") or {"onnx": self.meta.get("onnx", ONNX_FILE)}
         if engine == "auto":
             engine = "onnx" if "onnx" in formats else "torchscript" if "torchscript" in formats else "torch"
@@ -105,7 +108,7 @@ class Recognizer:
             return self.model(batch.to(self.device)).float().cpu().numpy()
 
     def recognize(self, images: Sequence[np.ndarray], batch_size: int = 64) -> list[Decoded]:
-        resized = [resize_to_height(im, self.height, self.max_width) for im in images]
+        resized = [resize_to_height(im, self.height, self.max_width) for im in normalise_crops(list(images), self.crop)]
         order = sorted(range(len(resized)), key=lambda i: resized[i].shape[1])  # similar widths together
         out: list[Decoded | None] = [None] * len(resized)
         for k in range(0, len(order), batch_size):
@@ -129,14 +132,15 @@ def load_torch_model(path: str | Path, device: str | torch.device = "cpu"):
     p = Path(path)
     if model_kind(p) == "run":
         model, charset, cfg = load_run(p, "best", device)
-        return model, charset, {"kind": "run", "mode": cfg.get("mode", "natural")}
+        return model, charset, {"kind": "run", "mode": cfg.get("mode", "natural"), "crop": cfg.get("crop", "none")}
     meta, charset = read_meta(p)
     try:
         model = build_model(meta["model"])
         model.load_state_dict(load_file(str(p / meta.get("weights", WEIGHTS_FILE)), device="cpu"))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise InputError(p, f"cannot load the export's PyTorch weights: {e}") from None
-    return model.to(device).eval(), charset, {"kind": "export", "mode": meta.get("training_mode", "natural")}
+    return model.to(device).eval(), charset, {"kind": "export", "mode": meta.get("training_mode", "natural"),
+                                              "crop": meta.get("input", {}).get("crop", "none")}
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from .augment import Augment
 from .charset import Charset
 from .adversarial.modes import ADVERSARIAL_MODES, per_sample
+from .data.crop import CropJitter
 from .data.dataset import MAX_WIDTH, BucketBatchSampler, LineDataset, collate
 from .data.notext import add_notext
 from .data.sampler import HardExampleSampler
@@ -60,6 +61,8 @@ class TrainConfig:
     schedule: str = "onecycle"  # onecycle (warm-up, cosine) | constant (lr throughout: fine-tuning, time budgets)
     grad_clip: float = 5.0
     augment: float = 1.0  # augmentation strength, 0 = off
+    crop: str = "ink"  # crop normalisation in training and reading (data/crop.py); "none": crops as stored
+    crop_jitter: float = 0.5  # training crops re-cut with random margins up to this x the ink height; 0 = off
     max_width: int = MAX_WIDTH  # the cap the Recognizer reads with, unless a config says otherwise
     seed: int = 0
     device: str = "auto"
@@ -93,6 +96,18 @@ class TrainConfig:
             raise InputError(path, f"unknown config keys: {', '.join(sorted(unknown))}")
         raw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**raw)
+
+
+@dataclass
+class _Chain:
+    """One transform applying ``steps`` in order (picklable for DataLoader workers)."""
+
+    steps: list
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        for step in self.steps:
+            img = step(img)
+        return img
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -270,19 +285,21 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.charset = Charset.load(cfg.charset)
         seed_everything(cfg.seed)
-        aug = Augment(cfg.augment, seed=cfg.seed) if cfg.augment > 0 else None
-        full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, transform=aug)
+        steps = ([CropJitter(cfg.crop_jitter)] if cfg.crop_jitter > 0 else []) + \
+            ([Augment(cfg.augment, seed=cfg.seed)] if cfg.augment > 0 else [])
+        aug = _Chain(steps) if steps else None
+        full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, transform=aug, crop=cfg.crop)
         self.problems = list(full.problems)
         if cfg.val:
             self.train_ds = full
-            self.val_ds = LineDataset.open(cfg.val, self.charset, max_width=cfg.max_width)
+            self.val_ds = LineDataset.open(cfg.val, self.charset, max_width=cfg.max_width, crop=cfg.crop)
             self.problems += self.val_ds.problems
         else:
             order = list(range(len(full)))
             random.Random(cfg.seed).shuffle(order)
             n_val = max(1, int(len(order) * cfg.val_fraction))
             self.train_ds = Subset(full, sorted(order[n_val:]))
-            val_full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width)
+            val_full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, crop=cfg.crop)
             self.val_ds = Subset(val_full, sorted(order[:n_val]))
         if len(self.train_ds) == 0:
             raise InputError(cfg.data, "no usable training lines")

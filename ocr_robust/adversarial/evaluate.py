@@ -24,12 +24,14 @@ ATTACKS = ("fgsm", "pgd", "confusable")
 def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: float | str = "4/255",
                  norm: str = "linf", steps: int = 10, step_size: float | str | None = None, restarts: int = 1,
                  limit: int | None = None, batch_size: int = 32, seed: int = 0, device: str | torch.device = "cpu",
-                 examples: Path | None = None, n_examples: int = 16, clean: Scores | None = None) -> dict:
-    """Attack every line (or the first ``limit``) of a store; one result row."""
+                 examples: Path | None = None, n_examples: int = 16, clean: Scores | None = None,
+                 crop: str = "none") -> dict:
+    """Attack every line (or the first ``limit``) of a store; one result row. ``crop``: the
+    model's crop normalisation (``"ink"`` for models trained with it), applied before the attack."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
     eps_v, step_v = parse_eps(eps), parse_eps(step_size)
-    ds = LineDataset.open(data, charset)
+    ds = LineDataset.open(data, charset, crop=crop)
     if len(ds) == 0:
         raise InputError(data, f"no usable lines to attack ({len(ds.problems)} skipped"
                                + (f"; first: {ds.problems[0]})" if ds.problems else ")"))

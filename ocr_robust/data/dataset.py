@@ -20,7 +20,8 @@ from torch.utils.data import Dataset, Sampler
 
 from ..charset import Charset
 from ..errors import InputError
-from .store import FolderStore, LmdbStore, image_size, open_store
+from .crop import CROP_MODES, normalise_crop
+from .store import ConcatStore, FolderStore, LmdbStore, image_size, open_store
 
 HEIGHT = 32
 WIDTH_MULTIPLE = 4
@@ -69,13 +70,16 @@ class LineDataset(Dataset):
     ``problems`` (the store's own problems, such as missing images, are there too).
     """
 
-    store: FolderStore | LmdbStore
+    store: FolderStore | LmdbStore | ConcatStore
     charset: Charset | None = None
     height: int = HEIGHT
     max_width: int | None = None
     transform: Callable[[np.ndarray], np.ndarray] | None = None
+    crop: str = "none"  # "ink": every line through crop.normalise_crop (after ``transform``)
 
     def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {self.crop!r}")
         self.problems: list[str] = list(self.store.problems)
         self.indices: list[int] = []
         for i in range(len(self.store)):
@@ -120,6 +124,8 @@ class LineDataset(Dataset):
         img = decode_grey(self.store.image_bytes(i), f"{self.store.path}/{self.store.name(i)}")
         if self.transform is not None:
             img = self.transform(img)
+        if self.crop == "ink":
+            img = normalise_crop(img)
         img = resize_to_height(img, self.height, self.max_width)
         text = self.store.text(i)
         target = self.charset.encode(text) if self.charset is not None else []
