@@ -15,9 +15,18 @@ from .inference import ENGINES
 
 
 def _expand_pdfs(items: list[str]) -> list[str]:
-    """PDF paths from files, folders (their *.pdf, recursively) and glob patterns."""
+    """PDF paths from files, folders (their *.pdf, recursively), glob patterns and ``@LIST``
+    (a text file naming one PDF per line; relative paths are relative to the list)."""
     out: list[str] = []
     for item in items:
+        if item.startswith("@"):
+            lst = Path(item[1:])
+            try:
+                rows = lst.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(lst, f"cannot read the list of PDFs: {e}") from None
+            out += [str(lst.parent / r.strip()) for r in rows if r.strip() and not r.startswith("#")]
+            continue
         p = Path(item)
         if p.is_dir():
             out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() == ".pdf" and f.is_file())
@@ -43,6 +52,23 @@ def cmd_synth(a: argparse.Namespace) -> int:
         return 0
     if not a.out:
         raise SystemExit("ocr-robust synth: --out is required")
+    if a.engine:
+        from .pdf.typeset import ENGINES, typeset_corpus
+
+        engines = [e.strip() for e in a.engine.split(",") if e.strip()]
+        bad = [e for e in engines if e not in ENGINES]
+        if bad or not engines:
+            raise SystemExit(f"ocr-robust synth: --engine {a.engine!r}: choose from {', '.join(ENGINES)}")
+        if a.fonts not in ("train", "heldout"):
+            raise SystemExit("ocr-robust synth --engine: --fonts is train or heldout (the engines' own typefaces)")
+        try:
+            t = typeset_corpus(a.out, engines, a.documents, a.seed, heldout=a.fonts == "heldout", progress=not a.quiet)
+        except RuntimeError as e:
+            raise SystemExit(f"ocr-robust synth: {e}") from None
+        print(f"typeset {t['documents']} documents ({', '.join(engines)}) into {t['out']}; record in typeset.jsonl")
+        for f in t["failed"]:
+            print(f"  failed {f['file']} ({f['engine']}, {f['font']}): {f['reason']}", file=sys.stderr)
+        return 0 if t["documents"] else 1
     s = synthesize(SynthConfig(out=a.out, pages=a.pages, seed=a.seed, fonts=a.fonts, watermarks=a.watermarks,
                                clean_fraction=a.clean_fraction, pages_per_doc=a.pages_per_doc, lang=a.lang),
                    progress=not a.quiet)
@@ -58,7 +84,8 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     if not pdfs:
         raise InputError(" ".join(a.pdfs), "no PDF file found")
     cfg = IngestConfig(out=a.out, dpi=a.dpi, lmdb=a.lmdb, degrade=a.degrade or "", charset=a.charset, seed=a.seed,
-                       workers=a.workers, margin=a.margin, max_page_pixels=a.max_page_pixels)
+                       workers=a.workers, margin=a.margin, max_page_pixels=a.max_page_pixels,
+                       watermarks=a.watermarks or "", watermark_fraction=a.watermark_fraction, max_pages=a.max_pages)
     s = ingest(pdfs, cfg, progress=not a.quiet)
     print(format_summary(s))
     if a.json:
@@ -150,7 +177,7 @@ def cmd_attack(a: argparse.Namespace) -> int:
         for k, eps in enumerate(a.eps.split(",")):
             ex = Path(a.save_examples) / f"{Path(d).name}-{a.attack}-{k}" if a.save_examples else None
             rows.append(attack_store(model, charset, d, a.attack, eps.strip() or None, a.norm, a.steps, a.step_size,
-                                     a.restarts, a.limit, a.batch_size, a.seed, device, ex))
+                                     a.restarts, a.limit, a.batch_size, a.seed, device, ex, crop=info["crop"]))
     for r in rows[:: max(1, len(a.eps.split(",")))]:  # once per data set
         for p in r["problems"][:20]:
             print(f"skipped: {p}", file=sys.stderr)
@@ -289,7 +316,7 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
         if not a.out:
             raise SystemExit("ocr-robust benchmark build: --out is required")
         d = build_suite(a.out, pages=a.pages, seed=a.seed, from_pdf=_expand_pdfs(a.from_pdf) if a.from_pdf else None,
-                        no_text=a.no_text, progress=not a.quiet)
+                        no_text=a.no_text, progress=not a.quiet, max_pages=a.max_pages, max_lines=a.max_lines)
         print(f"suite {a.out} (version {d['version']}, seed {d['seed']}; {d['source']}):")
         for name, c in d["conditions"].items():
             print(f"  {name:<17}{c['lines']:>6} lines  {c['what']}")
@@ -318,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fonts", default="train", help="font faces and/or lists, comma-separated (see --list)")
     s.add_argument("--watermarks", default="train", help="watermark styles and/or lists, comma-separated (see --list)")
     s.add_argument("--clean-fraction", type=float, default=0.25, help="share of pages left without watermarks")
+    s.add_argument("--engine", help="typeset documents with real engines instead: latex, office, html (comma-separated; "
+                                    "make engines installs them); the PDFs are clean, ingest --watermarks paints them")
+    s.add_argument("--documents", type=int, default=10, help="with --engine: documents per engine")
     s.add_argument("--pages-per-doc", type=int, default=5)
     s.add_argument("--lang", default="latin")
     s.add_argument("--list", action="store_true", help="list fonts, watermark styles and their named lists")
@@ -325,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("ingest", help="crop labelled text lines out of born-digital PDFs")
-    s.add_argument("pdfs", nargs="+", help="PDF files, folders or glob patterns")
+    s.add_argument("pdfs", nargs="+", help="PDF files, folders, glob patterns or @LIST (a file naming PDFs)")
     s.add_argument("--out", required=True, help="output line store (folder, or LMDB with --lmdb)")
     s.add_argument("--dpi", type=int, default=150)
     s.add_argument("--lmdb", action="store_true", help="write an LMDB store instead of labels.tsv + images")
@@ -335,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0, help="processes (default: one per CPU core)")
     s.add_argument("--margin", type=float, default=0.2, help="crop margin, fraction of the line height")
     s.add_argument("--max-page-pixels", type=int, default=60_000_000, help="refuse pages whose raster is larger")
+    s.add_argument("--watermarks", default="", help="paint these watermark styles (names or lists: train, heldout, "
+                                                   "all) on copies of the pages before rasterising")
+    s.add_argument("--watermark-fraction", type=float, default=0.75, help="share of pages painted (with --watermarks)")
+    s.add_argument("--max-pages", type=int, default=0, help="per PDF, ingest this many pages drawn by --seed (0: all)")
     s.add_argument("--json", help="also write the summary to this file (it is always in OUT/ingest.json)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_ingest)
@@ -437,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--from-pdf", nargs="+", help="build: make the conditions from these PDFs (files or folders)")
     s.add_argument("--no-text", type=int, default=400, help="build: text-free crops in the no-text set")
+    s.add_argument("--max-pages", type=int, default=0, help="build --from-pdf: pages per PDF, drawn by --seed (0: all)")
+    s.add_argument("--max-lines", type=int, default=0, help="build --from-pdf: lines per condition, a seeded sample "
+                                                           "(the same lines in every condition; 0: all)")
     s.add_argument("--suite", help="run: a suite built with `benchmark build`")
     s.add_argument("--models", nargs="+", help="run: our models (export folders, or run folders)")
     s.add_argument("--compare", default="tesseract,ppocr", help="run: anchors, comma-separated ('' for none)")
