@@ -12,6 +12,7 @@ run folders, and a check of the product's claims against the measured figures.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import time
@@ -27,10 +28,11 @@ from .data.dataset import decode_grey, pad_batch, resize_to_height
 from .data.store import open_store
 from .engines import Engine, OursEngine, anchor, normalise_reading
 from .metrics import Scores, confusion_counts
-from .suite import CONDITIONS, NO_TEXT, load_suite
+from .suite import CONDITIONS, NO_TEXT, TIGHT, load_suite
 
 EPS = ("1/255", "2/255", "4/255", "8/255")
-DEGRADED = [c.name for c in CONDITIONS if c.name != "clean"]
+DEGRADED = [c.name for c in CONDITIONS if c.name != "clean"] + [TIGHT]
+CACHE = "anchor-readings"  # a suite's folder of anchor readings, reused while the lines and the engine are the same
 
 
 def _load(store_dir: Path, limit: int | None) -> tuple[list[np.ndarray], list[str]]:
@@ -38,6 +40,33 @@ def _load(store_dir: Path, limit: int | None) -> tuple[list[np.ndarray], list[st
     n = len(store) if limit is None else min(limit, len(store))
     return [decode_grey(store.image_bytes(i), f"{store_dir}/{store.name(i)}") for i in range(n)], \
         [store.text(i) for i in range(n)]
+
+
+def _cache_file(suite: Path, desc: dict, cond: str, e: Engine, n: int) -> Path:
+    key = hashlib.sha256(f"{desc['conditions'][cond].get('labels_sha256')}|{n}|{e.name}|{e.how}".encode()).hexdigest()
+    return suite / CACHE / f"{e.name}-{cond}-{key[:16]}.json"
+
+
+def _cached(suite: Path, desc: dict, cond: str, e: Engine, n: int) -> dict | None:
+    """An anchor's earlier readings of these very lines (anchors are deterministic; Tesseract
+    and PP-OCR take minutes per condition), or ``None``."""
+    if e.kind != "anchor":
+        return None
+    f = _cache_file(suite, desc, cond, e, n)
+    try:
+        got = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got.get("preds"), list) and len(got["preds"]) == n else None
+
+
+def _cache(suite: Path, desc: dict, cond: str, e: Engine, preds: list[str], seconds: float) -> None:
+    f = _cache_file(suite, desc, cond, e, len(preds))
+    try:
+        f.parent.mkdir(exist_ok=True)
+        f.write_text(json.dumps({"engine": e.name, "how": e.how, "seconds": seconds, "preds": preds}), encoding="utf-8")
+    except OSError:  # a read-only suite: no cache, same results
+        pass
 
 
 def saliency(model: torch.nn.Module, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,15 +124,18 @@ def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | Non
         except RuntimeError as e:
             missing.append({"engine": a, "why": str(e)})
             say(f"benchmark: {a} skipped: {e}")
-    conditions = [c for c in [*(c.name for c in CONDITIONS), NO_TEXT] if c in desc["conditions"]]
+    conditions = [c for c in [*(c.name for c in CONDITIONS), TIGHT, NO_TEXT] if c in desc["conditions"]]
     rows, speed, confusions = [], [], {e.name: Counter() for e in all_engines}
     misreads: dict[str, list] = {o.name: [] for o in ours}
     for cond in conditions:
         images, truths = _load(suite / cond, limit)
         for e in all_engines:
+            cached = _cached(suite, desc, cond, e, len(images))
             t = time.perf_counter()
-            preds = [normalise_reading(p) for p in e.read(images)]
-            dt = time.perf_counter() - t
+            preds = cached["preds"] if cached else [normalise_reading(p) for p in e.read(images)]
+            dt = cached["seconds"] if cached else time.perf_counter() - t
+            if e.kind == "anchor" and not cached:
+                _cache(suite, desc, cond, e, preds, dt)
             s = Scores().update(preds, truths)
             row = {"engine": e.name, "condition": cond, "lines": s.lines, "word_acc": s.word_acc,
                    "word_acc_caseless": s.word_acc_caseless, "cer": s.cer, "line_acc": s.line_acc,
@@ -126,11 +158,12 @@ def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | Non
 
         for o in ours:
             for e_ in eps:
-                r = attack_store(o.model, o.rec.charset, suite / "clean", "pgd", e_, steps=pgd_steps, limit=attack_lines)
+                r = attack_store(o.model, o.rec.charset, suite / "clean", "pgd", e_, steps=pgd_steps, limit=attack_lines,
+                                 crop=o.rec.crop)
                 attacks.append({"engine": o.name, "mode": o.mode, **r})
                 say(f"  attack {o.name} PGD {e_}: robust word acc {100 * r['robust_word_acc']:.2f}%")
             r = attack_store(o.model, o.rec.charset, suite / "clean", "confusable", "8/255", steps=20,
-                             step_size="1/255", limit=attack_lines)
+                             step_size="1/255", limit=attack_lines, crop=o.rec.crop)
             attacks.append({"engine": o.name, "mode": o.mode, **r})
             say(f"  attack {o.name} targeted confusable 8/255: success {100 * r['targeted_success']:.2f}%")
     gallery_rows = []

@@ -7,8 +7,11 @@
 - :class:`PPOCREngine`: PaddleOCR PP-OCRv4 recognition through ``rapidocr-onnxruntime==1.4.4``,
   whose wheel ships the ONNX models; recognition only (no detection, no angle classifier),
   with its own batching (6 lines per batch, sorted by aspect ratio).
+- :class:`PPOCRv6Engine`: PP-OCRv6 small recognition, the ``PP-OCRv6_rec_small.onnx`` inside
+  the ``rapidocr==3.10.0`` wheel (nothing is downloaded), called as its documentation says for
+  recognition only: ``engine(img, use_det=False, use_cls=False, use_rec=True)``, one line per call.
 
-``make anchors`` installs both anchors. Every engine's output goes through the same
+``make anchors`` installs all three. Every engine's output goes through the same
 normalisation before scoring (:func:`normalise_reading`).
 """
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from .pdf.ingest import normalise_text
 
-ANCHORS = ("tesseract", "ppocr")
+ANCHORS = ("tesseract", "ppocr", "ppocrv6")
 
 
 def normalise_reading(text: str) -> str:
@@ -123,10 +126,39 @@ class PPOCREngine:
         return [t for t, _ in res]
 
 
+class PPOCRv6Engine:
+    kind = "anchor"
+    name = "pp-ocrv6"
+
+    def __init__(self):
+        if importlib.util.find_spec("rapidocr") is None:
+            raise RuntimeError("rapidocr 3.10.0 is not installed (make anchors)")
+        import logging
+
+        from rapidocr import RapidOCR
+
+        self.ocr = RapidOCR(params={"Global.log_level": "warning"})
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        model = Path(importlib.util.find_spec("rapidocr").origin).parent / "models" / "PP-OCRv6_rec_small.onnx"
+        if not model.is_file():
+            raise RuntimeError(f"rapidocr has no {model.name} (expected inside the rapidocr==3.10.0 wheel)")
+        self.how = ("PP-OCRv6 small recognition (PP-OCRv6_rec_small.onnx inside rapidocr 3.10.0, ONNX Runtime), "
+                    "engine(img, use_det=False, use_cls=False, use_rec=True), one line per call")
+
+    def read(self, images: Sequence[np.ndarray]) -> list[str]:
+        out = []
+        for im in images:
+            r = self.ocr(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
+            out.append(" ".join(r.txts) if r.txts else "")
+        return out
+
+
 def anchor(name: str) -> Engine:
     """An anchor engine by name; ``RuntimeError`` says what is missing when it is not installed."""
     if name == "tesseract":
         return TesseractEngine()
-    if name in ("ppocr", "pp-ocrv4", "paddleocr"):
+    if name in ("ppocr", "pp-ocrv4", "ppocrv4", "paddleocr"):
         return PPOCREngine()
+    if name in ("ppocrv6", "pp-ocrv6"):
+        return PPOCRv6Engine()
     raise ValueError(f"unknown engine {name!r}; anchors: {', '.join(ANCHORS)}")

@@ -7,9 +7,15 @@ which no default training config uses. The same version and seed give the same b
 labels (and images).
 
 ``--from-pdf`` builds the same conditions from a user's own PDFs instead of synthetic ones:
-the held-out watermark styles are painted over copies of their pages, the page
-degradations are the same, and small print is simulated by rendering at 58 dpi (10-point
-text at 58 dpi has the pixel size of 6-point text at 96 dpi).
+the held-out watermark styles are painted on copies of their pages, the page degradations
+are the same, and small print is simulated by rendering at 58 dpi (10-point text at 58 dpi
+has the pixel size of 6-point text at 96 dpi). ``max_pages`` takes that many pages of each
+PDF (drawn by the seed), ``max_lines`` a seeded sample of that many lines, drawn once from
+the clean condition and taken by line name in the others (file, page and line number, so
+conditions compare nearly line for line; a line too small to crop in one condition shifts
+the numbers after it on its page). Real
+suites add ``clean-tight``: the clean lines cut to the bounding box of their ink, as a
+detector other than our ingest would give them.
 """
 
 from __future__ import annotations
@@ -25,13 +31,15 @@ import cv2
 import numpy as np
 import pymupdf
 
-from .data.store import FolderWriter
+from .data.crop import ink_mask
+from .data.dataset import decode_grey
+from .data.store import FolderWriter, open_store
 from .pdf.ingest import IngestConfig, ingest
 from .pdf.layout import render, text_lines
 from .pdf.synth import SynthConfig, synthesize
-from .pdf.watermarks import HELDOUT_STYLES, STYLES
+from .pdf.watermarks import HELDOUT_STYLES, marked_copy, plan_marks
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: marks painted in their layers; --max-pages/--max-lines; clean-tight
 LOWRES = "downscale:0.48-0.67,jpeg:30-50"  # 150 dpi area-downscaled to 72-100 dpi and back; JPEG 30-50
 SCAN = "rotate:-0.5-0.5,skew:-0.01-0.01,shade:0.1-0.35,blur:0.6-1.2,noise:4-10"
 
@@ -57,6 +65,8 @@ CONDITIONS = [
                                         "blur (sigma 0.6-1.2 px), noise (sigma 4-10 grey levels)"),
     Condition("watermark-lowres", True, LOWRES, what="held-out watermarks, then the lowres-jpeg damage"),
 ]
+TIGHT = "clean-tight"
+TIGHT_WHAT = "the clean lines cut to the bounding box of their ink (Otsu), as another detector would give them"
 NO_TEXT = "no-text"
 NO_TEXT_WHAT = ("line-shaped crops of watermarked pages that hold no text (watermark strokes, stamps "
                 "and plain background): the measure is the share read as non-empty")
@@ -68,16 +78,17 @@ def _sha(path: Path) -> str:
 
 
 def watermark_copy(src: str | Path, dst: Path, seed: int) -> None:
-    """A copy of ``src`` with one or two held-out watermark styles painted over each page."""
+    """A copy of ``src`` with one or two held-out watermark styles painted on each page."""
     doc = pymupdf.open(str(src))
+    out = pymupdf.open()
     for pno, page in enumerate(doc):
         rng = random.Random(f"ocr-robust-suite-wm:{seed}:{Path(src).name}:{pno}")
-        boxes = [ln.bbox for ln in text_lines(page)[0]]
+        if page.rotation:
+            page.set_rotation(0)
         r = page.rect
-        for name in rng.sample(HELDOUT_STYLES, k=rng.randint(1, 2)):
-            planner, painter, _ = STYLES[name]
-            painter(page, planner(rng, (0.0, 0.0, r.width, r.height), boxes))
-    doc.save(str(dst), garbage=3, deflate=True)
+        marks = plan_marks(rng, HELDOUT_STYLES, (0.0, 0.0, r.width, r.height), [ln.bbox for ln in text_lines(page)[0]])
+        out.insert_pdf(marked_copy(doc, pno, marks))
+    out.save(str(dst), garbage=3, deflate=True)
     doc.close()
 
 
@@ -125,8 +136,40 @@ def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = 150
     return count
 
 
+def _sample_store(src: Path, dst: Path, names: list[str] | None, n: int, seed: int) -> list[str]:
+    """Copy ``src`` to ``dst`` keeping the lines named ``names`` (those that exist), or, with
+    ``names=None``, a seeded sample of ``n`` of them in store order; returns the names kept."""
+    store = open_store(src)
+    all_names = [store.name(i) for i in range(len(store))]
+    if names is None:
+        keep = set(random.Random(f"suite-lines:{seed}").sample(all_names, n)) if 0 < n < len(all_names) else set(all_names)
+    else:
+        keep = set(names)
+    kept = []
+    with FolderWriter(dst) as w:
+        for i, name in enumerate(all_names):
+            if name in keep:
+                w.add(name, store.text(i), store.image_bytes(i))
+                kept.append(name)
+    return kept
+
+
+def tight_copy(src: Path, dst: Path) -> None:
+    """Each line of ``src`` cut to the bounding box of its ink (Otsu; a blank crop unchanged)."""
+    store = open_store(src)
+    with FolderWriter(dst) as w:
+        for i in range(len(store)):
+            img = decode_grey(store.image_bytes(i), f"{src}/{store.name(i)}")
+            ink = ink_mask(img)
+            if ink is not None and ink.any():
+                x, y, bw, bh = cv2.boundingRect(ink.astype(np.uint8))
+                img = img[y:y + bh, x:x + bw]
+            ok, png = cv2.imencode(".png", img)
+            w.add(store.name(i), store.text(i), png.tobytes())
+
+
 def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[str] | None = None,
-                no_text: int = 400, progress: bool = False) -> dict:
+                no_text: int = 400, progress: bool = False, max_pages: int = 0, max_lines: int = 0) -> dict:
     """Write the suite under ``out`` (replacing it) and return its description."""
     out = Path(out)
     if out.exists():
@@ -154,13 +197,34 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
             synthesize(SynthConfig(out=str(pdf_dir), pages=pages, seed=10_000 * SUITE_VERSION + 100 * seed + k,
                                    fonts="heldout", watermarks="heldout" if c.watermarks else "none",
                                    clean_fraction=0.0 if c.watermarks else 1.0, sizes=c.sizes), progress=progress)
+        cdir = out / c.name
+        sampled = bool(user and max_lines)
         s = ingest(sorted(str(p) for p in pdf_dir.glob("*.pdf")),
-                   IngestConfig(out=str(out / c.name), dpi=dpi, degrade=c.degrade, seed=100 * seed + k, workers=1),
+                   IngestConfig(out=str(out / f"{c.name}.all" if sampled else cdir), dpi=dpi, degrade=c.degrade,
+                                seed=100 * seed + k, workers=1, max_pages=max_pages if user else 0, pages_seed=seed),
                    progress=progress)
-        conditions[c.name] = {**asdict(c), "dpi": dpi, "lines": s["lines"], "pages": s["pages_ok"],
+        lines = s["lines"]
+        if sampled:
+            names = _sample_store(out / f"{c.name}.all", cdir, clean_names if k else None, max_lines, seed)
+            clean_names = clean_names if k else names
+            shutil.rmtree(out / f"{c.name}.all")
+            lines = len(names)
+        else:
+            (cdir / "ingest.json").unlink()  # holds timings: not part of the fixed bytes
+        what = c.what
+        if user:  # the PDFs' own fonts, not held-out synthetic ones
+            what = (what.replace("held-out fonts, no watermark", "the documents' own fonts, no watermark")
+                    .replace("held-out fonts under", "the documents under")
+                    .replace("5-7 pt body text rendered at 96 dpi", f"the pages rendered at {dpi} dpi (10-pt text at "
+                             f"{dpi} dpi has the pixels of 6-pt text at 96 dpi)"))
+        conditions[c.name] = {**asdict(c), "what": what, "dpi": dpi, "lines": lines, "pages": s["pages_ok"],
+                              "documents": s["files"] - len(s["files_failed"]),
                               "skipped_pages": len(s["page_failures"]) + len(s["files_failed"]),
-                              "labels_sha256": _sha(out / c.name / "labels.tsv")}
-        (out / c.name / "ingest.json").unlink()  # holds timings: not part of the fixed bytes
+                              "labels_sha256": _sha(cdir / "labels.tsv")}
+        if user and c.name == "clean":
+            tight_copy(cdir, out / TIGHT)
+            conditions[TIGHT] = {"name": TIGHT, "what": TIGHT_WHAT, "lines": lines,
+                                 "labels_sha256": _sha(out / TIGHT / "labels.tsv")}
     wm_pdfs = sorted((src / ("watermarked" if user else "watermark")).glob("*.pdf"))
     n = no_text_crops(wm_pdfs, out / NO_TEXT, no_text, seed=1000 + seed)
     conditions[NO_TEXT] = {"name": NO_TEXT, "what": NO_TEXT_WHAT, "lines": n,
