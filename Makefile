@@ -10,9 +10,39 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 DEMO := demo-output
 
-.PHONY: setup test demo anchors bench-ingest bench-defences clean
+# Debian packages (apt, where this runs as root or with sudo; elsewhere a message says what is
+# missing and the tests that need them skip): the font library, the typesetting engines
+# (pdflatex, LibreOffice headless, WeasyPrint), Tesseract, and the documentation PDFs the
+# real-document corpus is made from (benchmarks/corpus: training and test split by document).
+FONT_PKGS := fonts-lmodern fonts-texgyre fonts-urw-base35 fonts-liberation fonts-liberation2 \
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-core fonts-noto-mono fonts-freefont-ttf \
+  fonts-inconsolata fonts-hack fonts-firacode fonts-ebgaramond fonts-linuxlibertine fonts-cantarell \
+  fonts-open-sans fonts-roboto-unhinted fonts-roboto-slab fonts-lato fonts-croscore fonts-dejavu \
+  fonts-dejavu-extra fonts-go fonts-inter fonts-jetbrains-mono fonts-anonymous-pro fonts-courier-prime \
+  fonts-mononoki fonts-sil-charis fonts-sil-gentiumplus fonts-sil-andika fonts-stix fonts-junicode \
+  fonts-paratype fonts-oxygen fonts-b612 fonts-league-mono fonts-comfortaa fonts-quicksand fonts-gfs-didot \
+  fonts-goudybookletter
+ENGINE_PKGS := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern \
+  libreoffice-writer-nogui weasyprint poppler-utils
+ANCHOR_PKGS := tesseract-ocr tesseract-ocr-eng
+DOC_PKGS := texlive-latex-recommended-doc texlive-science-doc octave-doc gnuplot-doc
+SYSTEM_PKGS := $(FONT_PKGS) $(ENGINE_PKGS) $(ANCHOR_PKGS) $(DOC_PKGS)
+SYSTEM_STAMP := $(VENV)/.system-$(shell echo $(SYSTEM_PKGS) | cksum | cut -d' ' -f1)
 
-setup: $(STAMP)
+.PHONY: setup system test demo anchors bench-ingest bench-defences clean
+
+setup: $(STAMP) system
+
+system: $(SYSTEM_STAMP)
+
+$(SYSTEM_STAMP): | $(STAMP)
+	@if dpkg -s $(SYSTEM_PKGS) >/dev/null 2>&1; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    $(SYSTEM_PKGS) >/dev/null && touch $@; \
+	else echo "make: not root and no sudo: Debian packages not installed (fonts, texlive, LibreOffice," \
+	  "WeasyPrint, Tesseract, documentation PDFs); install them with: apt-get install $(SYSTEM_PKGS)" >&2; fi
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,13 +57,12 @@ test: setup
 demo: setup
 	$(PY) -m ocr_robust.demo --out $(DEMO)
 
-# the benchmark's anchors: Tesseract 5 (Debian) and PP-OCRv4 recognition (rapidocr-onnxruntime, whose
-# wheel ships the ONNX models). --no-deps: its opencv-python requirement would clash with the
-# opencv-python-headless we use (both provide cv2); its other requirements are listed here.
+# the benchmark's anchors: Tesseract 5 (Debian, installed by `system`), PP-OCRv6 small recognition
+# (rapidocr 3.10.0, PP-OCRv6_rec_small.onnx inside its wheel; it requires opencv-python-headless) and
+# PP-OCRv4 (rapidocr-onnxruntime 1.4.4, whose wheel ships the ONNX models). --no-deps for the latter: its
+# opencv-python requirement would clash with the opencv-python-headless we use (both provide cv2).
 anchors: setup
-	command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng || \
-	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
-	    $$SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng; }
+	$(PY) -m pip install -q "rapidocr==3.10.0"
 	$(PY) -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4" pyclipper shapely six pillow
 
 bench-ingest: setup
