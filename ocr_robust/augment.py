@@ -19,6 +19,9 @@ import cv2
 import numpy as np
 
 
+MIN_SIDE = 8  # pixels; down-scaling a thinner image by 0.3 leaves nothing (OpenCV refuses an empty size)
+
+
 def _ink_weight(img: np.ndarray, **_) -> np.ndarray:
     """Thicken or thin strokes by one pixel (ink is dark, so erode thickens)."""
     k = np.ones((2, 2), np.uint8)
@@ -76,4 +79,6 @@ class Augment:
         self.pipeline = line_augmenter(strength, seed)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
+        if min(img.shape[:2]) < MIN_SIDE:  # a line of dots or underscores cut to its ink: too small to degrade
+            return img
         return self.pipeline(image=img)["image"]

@@ -296,3 +296,21 @@ def test_ppocrv6_reads_a_clean_line_when_installed(tmp_path):
     got = eng.read([img[y0 - 2:y1 + 2, x0 - 4:x1 + 4]])
     assert "PP-OCRv6_rec_small" in eng.how
     assert got[0].replace(" ", "") == "Line0:thequickbrownfoxjumps,12.5mg"
+
+
+def test_training_transforms_survive_lines_of_dots_and_underscores():
+    """A crop of a line of underscores cut to its ink is 2 px tall: the jitter and the
+    augmentation must not shrink it to nothing (OpenCV refuses an empty size)."""
+    from ocr_robust.augment import Augment
+    from ocr_robust.data.dataset import resize_to_height
+
+    np.random.seed(0)
+    aug, jit = Augment(1.0, seed=0), CropJitter()
+    for h, w in [(1, 50), (2, 40), (3, 3), (5, 5), (30, 4), (30, 300)]:
+        for k in range(60):
+            img = np.full((h, w), 240, np.uint8)
+            img[h // 2, : max(1, w // 2)] = 10
+            if h == 30:
+                img[20:22, 10:290] = 0  # "________" in a 30-px crop
+            out = resize_to_height(normalise_crop(aug(jit(img))), 32, 2048)
+            assert out.shape[0] == 32 and out.shape[1] >= 1

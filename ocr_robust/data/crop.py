@@ -108,7 +108,9 @@ class CropJitter:
         if box is None or rng.random() >= self.p:
             return img
         x0, y0, x1, y1 = box
-        bh = y1 - y0
+        # margins in line heights: the ink band's, or, for a band of dots or underscores far
+        # thinner than its crop, half the stored crop's height (about the font's size)
+        bh = max(y1 - y0, img.shape[0] // 2)
         bg = _background(img)
         top, bottom, left, right = (int(round(rng.uniform(0, self.max_margin) * bh)) for _ in range(4))
         dy = int(round(rng.uniform(-self.shift, self.shift) * bh))
