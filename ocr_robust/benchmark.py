@@ -104,9 +104,13 @@ def _saliency_png(line: np.ndarray, pos: np.ndarray, neg: np.ndarray, path: Path
 
 def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | None, out: str | Path,
                   engines: list[Engine] | None = None, attack_lines: int = 200, eps=EPS, pgd_steps: int = 10,
-                  limit: int | None = None, gallery: int = 8, progress: bool = True) -> dict:
+                  limit: int | None = None, gallery: int = 8, progress: bool = True,
+                  conditions: list[str] | None = None) -> dict:
     suite, out = Path(suite), Path(out)
     desc = load_suite(suite)
+    unknown = [c for c in conditions or [] if c not in desc["conditions"]]
+    if unknown:
+        raise ValueError(f"the suite has no condition {unknown[0]!r}; it has: {', '.join(desc['conditions'])}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "gallery").mkdir(exist_ok=True)
     say = print if progress else (lambda *a, **k: None)
@@ -124,7 +128,8 @@ def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | Non
         except RuntimeError as e:
             missing.append({"engine": a, "why": str(e)})
             say(f"benchmark: {a} skipped: {e}")
-    conditions = [c for c in [*(c.name for c in CONDITIONS), TIGHT, NO_TEXT] if c in desc["conditions"]]
+    conditions = [c for c in [*(c.name for c in CONDITIONS), TIGHT, NO_TEXT]
+                  if c in desc["conditions"] and (not conditions or c in conditions)]
     rows, speed, confusions = [], [], {e.name: Counter() for e in all_engines}
     misreads: dict[str, list] = {o.name: [] for o in ours}
     for cond in conditions:

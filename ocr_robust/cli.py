@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ExportError, InputError
-from .inference import ENGINES
+from .inference import ENGINES, default_model
 
 
 def _expand_pdfs(items: list[str]) -> list[str]:
@@ -193,6 +193,7 @@ def cmd_attack(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
+    a.model = a.model or str(default_model())
     from .bench import bench, format_table
 
     rows = bench(a.model, a.data, batch_size=a.batch_size, decoder=a.decoder, engine=a.engine)
@@ -203,6 +204,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    a.model = a.model or str(default_model())
     from .export import export
 
     r = export(a.model, a.out, a.format, quantize=a.quantize, sample=a.sample)
@@ -230,6 +232,7 @@ def _expand_inputs(items: list[str]) -> list[str]:
 
 
 def cmd_recognize(a: argparse.Namespace) -> int:
+    a.model = a.model or str(default_model())
     from .inference import Recognizer, read_image
     from .pdf.read import open_pdf, read_page_image, read_pdf_pages
 
@@ -295,6 +298,7 @@ def _print_readings(results: list[dict], fmt: str) -> None:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
+    a.model = a.model or str(default_model())
     from .inference import model_kind
     from .service import Limits, Settings, serve
 
@@ -327,7 +331,8 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
         raise SystemExit("ocr-robust benchmark run: --suite, --models and --out are required")
     compare = [c.strip() for c in a.compare.split(",") if c.strip()] if a.compare else []
     r = run_benchmark(a.suite, a.models, compare, a.out, attack_lines=a.attack_lines, pgd_steps=a.pgd_steps,
-                      limit=a.limit, eps=EPS, progress=not a.quiet)
+                      limit=a.limit, eps=EPS, progress=not a.quiet,
+                      conditions=[c.strip() for c in a.conditions.split(",") if c.strip()] if a.conditions else None)
     print((Path(a.out) / "results.md").read_text(encoding="utf-8"))
     print(f"report: {Path(a.out) / 'index.html'}")
     return 1 if r["missing"] and a.require_anchors else 0
@@ -433,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_attack)
 
     s = sub.add_parser("bench", help="word accuracy, CER, line accuracy and speed on line stores")
-    s.add_argument("--model", required=True, help="a run folder or an export folder")
+    s.add_argument("--model", help="a run folder or an export folder (default: the shipped pretrained/latin)")
     s.add_argument("--data", nargs="+", required=True, help="line stores (labels.tsv folders or LMDB)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
@@ -443,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("export", help="export a run for a service (ONNX, TorchScript, int8; safetensors + model.json)")
-    s.add_argument("--model", required=True, help="run folder")
+    s.add_argument("--model", help="a run folder, or an export folder to export again (default: pretrained/latin)")
     s.add_argument("--out", required=True)
     s.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "all"])
     s.add_argument("--quantize", choices=["int8"], help="also write a dynamically quantised int8 ONNX model")
@@ -451,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("recognize", help="read line images, page images and PDFs")
-    s.add_argument("--model", required=True, help="a run folder or an export folder")
+    s.add_argument("--model", help="a run folder or an export folder (default: the shipped pretrained/latin)")
     s.add_argument("inputs", nargs="+", help="line images, PDFs, or folders of them")
     s.add_argument("--pages", action="store_true", help="images are whole pages: find their lines first")
     s.add_argument("--output", default="text", choices=["text", "tsv", "json"],
@@ -481,11 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attack-lines", type=int, default=200, help="run: clean lines attacked per model (0: none)")
     s.add_argument("--pgd-steps", type=int, default=10)
     s.add_argument("--limit", type=int, help="run: read only the first N lines of each condition")
+    s.add_argument("--conditions", help="run: only these conditions, comma-separated (default: all of the suite's)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser("serve", help="HTTP OCR service (FastAPI): /v1/recognize, /v1/pdf, /healthz, /v1/model")
-    s.add_argument("--model", required=True, help="an export folder (or a run folder)")
+    s.add_argument("--model", help="an export folder (or a run folder; default: the shipped pretrained/latin)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="server processes, each with its own model")

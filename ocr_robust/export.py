@@ -30,7 +30,7 @@ from . import __version__
 from .data.dataset import MAX_WIDTH, PIXEL_MAX, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
 from .decoding import greedy_ids
 from .errors import ExportError
-from .inference import INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE
+from .inference import INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, load_torch_model, model_kind, read_meta
 from .training import load_run, save_weights
 
 OPSET = 17
@@ -92,7 +92,14 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be int8, got {quantize!r}")
     run = Path(run)
-    model, charset, cfg = load_run(run, "best", "cpu")
+    if model_kind(run) == "export":  # re-export a shipped model (other formats, int8)
+        model, charset, desc = load_torch_model(run, "cpu")
+        src_meta, _ = read_meta(run)
+        cfg = {"mode": desc["mode"], "crop": desc["crop"]}
+        figures = src_meta.get("figures", {})
+    else:
+        model, charset, cfg = load_run(run, "best", "cpu")
+        figures = _run_figures(run)
     model.eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +149,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
         "output": {"layout": "T x N x C log-probabilities", "frames": "T = W // 4", "classes": charset.num_classes},
         "decoder": {"method": "greedy", "beam": 8},
         "model": asdict(model.cfg), "training_mode": cfg.get("mode", "natural"),
-        "figures": _run_figures(run), "parity": parity,
+        "figures": figures, "parity": parity,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "parity": parity}

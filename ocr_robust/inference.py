@@ -20,6 +20,19 @@ from .errors import InputError
 ONNX_FILE, WEIGHTS_FILE, META_FILE = "model.onnx", "model.safetensors", "model.json"
 INT8_FILE, TORCHSCRIPT_FILE = "model.int8.onnx", "model.ts"
 ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
+# The shipped default model (benchmarks/train_latin.sh makes it); OCR_ROBUST_MODEL points elsewhere.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "latin"
+
+
+def default_model() -> Path:
+    """The model commands use when ``--model`` is omitted, or one error saying what to do."""
+    import os
+
+    p = Path(os.environ.get("OCR_ROBUST_MODEL") or DEFAULT_MODEL)
+    if not (p / META_FILE).is_file():
+        raise InputError(p, "no default model here: pass --model (a run or an export folder), set OCR_ROBUST_MODEL, "
+                            "or make one with benchmarks/train_latin.sh")
+    return p
 
 
 def model_kind(path: str | Path) -> str:

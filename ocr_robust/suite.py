@@ -34,7 +34,7 @@ import pymupdf
 from .data.crop import ink_mask
 from .data.dataset import decode_grey
 from .data.store import FolderWriter, open_store
-from .pdf.ingest import IngestConfig, ingest
+from .pdf.ingest import IngestConfig, ingest, select_pages
 from .pdf.layout import render, text_lines
 from .pdf.synth import SynthConfig, synthesize
 from .pdf.watermarks import HELDOUT_STYLES, marked_copy, plan_marks
@@ -77,11 +77,16 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def watermark_copy(src: str | Path, dst: Path, seed: int) -> None:
-    """A copy of ``src`` with one or two held-out watermark styles painted on each page."""
+def watermark_copy(src: str | Path, dst: Path, seed: int, max_pages: int = 0) -> None:
+    """A copy of ``src`` with one or two held-out watermark styles painted on each page (with
+    ``max_pages``, on the pages ingest will draw from ``dst``; the others are copied as they are)."""
     doc = pymupdf.open(str(src))
     out = pymupdf.open()
+    marked = set(select_pages(dst.name, doc.page_count, max_pages, seed))
     for pno, page in enumerate(doc):
+        if pno not in marked:
+            out.insert_pdf(doc, from_page=pno, to_page=pno)
+            continue
         rng = random.Random(f"ocr-robust-suite-wm:{seed}:{Path(src).name}:{pno}")
         if page.rotation:
             page.set_rotation(0)
@@ -187,7 +192,7 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
         (src / "watermarked").mkdir(parents=True)
         for k, p in enumerate(user):
             shutil.copy(p, src / "plain" / f"{k:04d}_{p.name}")
-            watermark_copy(p, src / "watermarked" / f"{k:04d}_{p.name}", seed)
+            watermark_copy(p, src / "watermarked" / f"{k:04d}_{p.name}", seed, max_pages)
     for k, c in enumerate(CONDITIONS):
         if user:
             pdf_dir = src / ("watermarked" if c.watermarks else "plain")
@@ -230,6 +235,7 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
     conditions[NO_TEXT] = {"name": NO_TEXT, "what": NO_TEXT_WHAT, "lines": n,
                            "labels_sha256": _sha(out / NO_TEXT / "labels.tsv")}
     desc = {"format": "ocr-robust-suite", "version": SUITE_VERSION, "seed": seed, "pages_per_condition": pages,
+            "max_pages": max_pages, "max_lines": max_lines,
             "source": "user PDFs: " + ", ".join(p.name for p in user) if user else "synthetic, held-out fonts and styles",
             "conditions": conditions}
     (out / "suite.json").write_text(json.dumps(desc, indent=2, ensure_ascii=False), encoding="utf-8")
