@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     suite = Path(a.suite)
     desc = load_suite(suite)
     clean = open_store(suite / "clean")
-    names = [clean.name(i) for i in range(len(clean))]
+    # the suite's lines by document folder and line file (its store adds an "images/" level)
+    names = ["images/" + "/".join(Path(clean.name(i)).parts[-2:]) for i in range(len(clean))]
     pdfs = sorted(str(p) for p in (suite / "pdf" / "plain").glob("*.pdf"))
     margins = [float(m) for m in a.margins.split(",")]
     rows = []

@@ -42,6 +42,7 @@ AUTO_PARALLEL_PAGES = 24  # with --workers 0, fewer pages than this are ingested
 NORMALISE = str.maketrans({
     "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st",
     "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u00ad": "", "\u03bc": "\u00b5", "\u2024": ".",
+    "\u2219": "\u00b7", "\u22c5": "\u00b7",  # bullet and dot operators: fonts that share the middle dot's glyph
 })
 _SPACES = re.compile(r"\s+")
 
