@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # The recipe of the default model (pretrained/latin): corpus, training, export.
 #
-#   benchmarks/train_latin.sh [RUN] [TIME_LIMIT_MIN]     # RUN defaults to runs/latin
+#   benchmarks/train_latin.sh [RUN] [MIN1] [MIN2]    # RUN defaults to runs/latin; minutes per stage
 #
 # 1. the training corpus under $DATA (default data/latin): the training split of the real
 #    documents (benchmarks/corpus/train.txt, made by benchmarks/real_corpus.py from Debian's
-#    documentation PDFs; `make real-docs` installs them) ingested three times with different
+#    documentation PDFs; `make system` installs them) ingested five times with different
 #    pages, watermark styles, resolutions and damage, plus synthetic pages set in the system
-#    font library; one stores.txt lists the four stores. A store already built is reused.
-# 2. training with configs/latin.yaml (a time limit anneals the schedule within it; an
-#    interrupted run continues with the same command: --resume is passed when RUN has state).
-# 3. the export to pretrained/latin (ONNX, int8 ONNX, safetensors, model.json).
+#    font library. stores.txt lists the four stores of stage 1, stores-ft.txt all six.
+#    A store already built is reused.
+# 2. stage 1: training from scratch with configs/latin.yaml on stores.txt, into RUN (a time
+#    limit anneals the schedule within it).
+# 3. stage 2: RUN fine-tuned with configs/latin-ft.yaml on stores-ft.txt (adds small print
+#    and scan damage), into RUN-ft. A stage whose run has finished (RUN/done) is skipped; an
+#    interrupted one continues with the same command (--resume is passed when it has state).
+# 4. the export of RUN-ft to pretrained/latin (ONNX, int8 ONNX, safetensors, model.json).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 RUN=${1:-runs/latin}
-LIMIT=${2:-}
+LIMIT1=${2:-80}
+LIMIT2=${3:-85}
 DATA=${DATA:-data/latin}
 OCR=${OCR:-"$root/.venv/bin/python -m ocr_robust"}
 LIST="$here/corpus/train.txt"
@@ -39,11 +44,24 @@ if [ ! -f "$DATA/synth/ingest.json" ]; then
   $OCR synth --out "$DATA/synth-pdf" --pages 400 --seed 7 --quiet
 fi
 build synth "$DATA/synth-pdf" --seed 4 --degrade jpeg:50-95
+build real-small @"$LIST" --max-pages 2 --seed 5 --dpi 64 --watermarks train --watermark-fraction 0.3 \
+  --degrade jpeg:50-95
+build real-scan @"$LIST" --max-pages 2 --seed 6 --watermarks train --watermark-fraction 0.3 \
+  --degrade rotate:-0.6-0.6,skew:-0.012-0.012,shade:0.05-0.4,blur:0.4-1.3,noise:2-12,jpeg:50-95
 printf '%s\n' real-clean real-marked real-lowres synth > "$DATA/stores.txt"
-stamp "train $RUN"
-resume=()
-[ -f "$RUN/last.state.pt" ] && resume=(--resume)
-$OCR train --data "$DATA" --config "$root/configs/latin.yaml" --out "$RUN" ${LIMIT:+--time-limit "$LIMIT"} "${resume[@]}"
+printf '%s\n' real-clean real-marked real-lowres synth real-small real-scan > "$DATA/stores-ft.txt"
+train() {  # RUN LIST CONFIG MINUTES [ARGS...]: one stage, skipped when done
+  local run=$1 list=$2 config=$3 minutes=$4; shift 4
+  if [ -f "$run/done" ]; then stamp "reuse $run"; return; fi
+  local resume=()
+  [ -f "$run/last.state.pt" ] && resume=(--resume)
+  stamp "train $run ($minutes min)"
+  $OCR train --data "$DATA/$list" --config "$root/configs/$config" --out "$run" --time-limit "$minutes" \
+    "${resume[@]}" "$@"
+  touch "$run/done"
+}
+train "$RUN" stores.txt latin.yaml "$LIMIT1"
+train "$RUN-ft" stores-ft.txt latin-ft.yaml "$LIMIT2" --init "$RUN"
 stamp "export"
-$OCR export --model "$RUN" --out "$root/pretrained/latin" --format onnx --quantize int8
+$OCR export --model "$RUN-ft" --out "$root/pretrained/latin" --format onnx --quantize int8
 stamp "done"
