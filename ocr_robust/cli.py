@@ -320,7 +320,8 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
         if not a.out:
             raise SystemExit("ocr-robust benchmark build: --out is required")
         d = build_suite(a.out, pages=a.pages, seed=a.seed, from_pdf=_expand_pdfs(a.from_pdf) if a.from_pdf else None,
-                        no_text=a.no_text, progress=not a.quiet, max_pages=a.max_pages, max_lines=a.max_lines)
+                        no_text=a.no_text, progress=not a.quiet, max_pages=a.max_pages, max_lines=a.max_lines,
+                        conditions=a.conditions.split(",") if a.conditions else None)
         print(f"suite {a.out} (version {d['version']}, seed {d['seed']}; {d['source']}):")
         for name, c in d["conditions"].items():
             print(f"  {name:<17}{c['lines']:>6} lines  {c['what']}")
@@ -486,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attack-lines", type=int, default=200, help="run: clean lines attacked per model (0: none)")
     s.add_argument("--pgd-steps", type=int, default=10)
     s.add_argument("--limit", type=int, help="run: read only the first N lines of each condition")
-    s.add_argument("--conditions", help="run: only these conditions, comma-separated (default: all of the suite's)")
+    s.add_argument("--conditions", help="only these conditions, comma-separated (build: of the suite's six, clean always "
+                   "built; run: of the suite's; default: all)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_benchmark)
 

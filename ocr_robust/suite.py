@@ -174,19 +174,29 @@ def tight_copy(src: Path, dst: Path) -> None:
 
 
 def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[str] | None = None,
-                no_text: int = 400, progress: bool = False, max_pages: int = 0, max_lines: int = 0) -> dict:
-    """Write the suite under ``out`` (replacing it) and return its description."""
+                no_text: int = 400, progress: bool = False, max_pages: int = 0, max_lines: int = 0,
+                conditions: list[str] | None = None) -> dict:
+    """Write the suite under ``out`` (replacing it) and return its description.
+
+    ``conditions`` builds only these of CONDITIONS (``clean`` always: the others sample the
+    same lines); each keeps the seed it has in the full suite, so its lines are the same."""
+    from .errors import InputError
+
+    known = [c.name for c in CONDITIONS]
+    wanted = set(known if conditions is None else ["clean", *conditions])
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise InputError(str(out), f"unknown suite condition {', '.join(unknown)} (known: {', '.join(known)})")
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     src = out / "pdf"
-    conditions: dict[str, dict] = {}
+    built: dict[str, dict] = {}
     user = [Path(p) for p in from_pdf] if from_pdf else None
     if user:
         missing = [str(p) for p in user if not p.is_file()]
         if missing:
-            from .errors import InputError
             raise InputError(missing[0], "no such file")
         (src / "plain").mkdir(parents=True)
         (src / "watermarked").mkdir(parents=True)
@@ -194,6 +204,8 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
             shutil.copy(p, src / "plain" / f"{k:04d}_{p.name}")
             watermark_copy(p, src / "watermarked" / f"{k:04d}_{p.name}", seed, max_pages)
     for k, c in enumerate(CONDITIONS):
+        if c.name not in wanted:
+            continue
         if user:
             pdf_dir = src / ("watermarked" if c.watermarks else "plain")
             dpi = FROM_PDF_SMALL_DPI if c.name == "small-print" else c.dpi
@@ -222,22 +234,22 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
                     .replace("held-out fonts under", "the documents under")
                     .replace("5-7 pt body text rendered at 96 dpi", f"the pages rendered at {dpi} dpi (10-pt text at "
                              f"{dpi} dpi has the pixels of 6-pt text at 96 dpi)"))
-        conditions[c.name] = {**asdict(c), "what": what, "dpi": dpi, "lines": lines, "pages": s["pages_ok"],
+        built[c.name] = {**asdict(c), "what": what, "dpi": dpi, "lines": lines, "pages": s["pages_ok"],
                               "documents": s["files"] - len(s["files_failed"]),
                               "skipped_pages": len(s["page_failures"]) + len(s["files_failed"]),
                               "labels_sha256": _sha(cdir / "labels.tsv")}
         if user and c.name == "clean":
             tight_copy(cdir, out / TIGHT)
-            conditions[TIGHT] = {"name": TIGHT, "what": TIGHT_WHAT, "lines": lines,
+            built[TIGHT] = {"name": TIGHT, "what": TIGHT_WHAT, "lines": lines,
                                  "labels_sha256": _sha(out / TIGHT / "labels.tsv")}
     wm_pdfs = sorted((src / ("watermarked" if user else "watermark")).glob("*.pdf"))
     n = no_text_crops(wm_pdfs, out / NO_TEXT, no_text, seed=1000 + seed)
-    conditions[NO_TEXT] = {"name": NO_TEXT, "what": NO_TEXT_WHAT, "lines": n,
+    built[NO_TEXT] = {"name": NO_TEXT, "what": NO_TEXT_WHAT, "lines": n,
                            "labels_sha256": _sha(out / NO_TEXT / "labels.tsv")}
     desc = {"format": "ocr-robust-suite", "version": SUITE_VERSION, "seed": seed, "pages_per_condition": pages,
             "max_pages": max_pages, "max_lines": max_lines,
             "source": "user PDFs: " + ", ".join(p.name for p in user) if user else "synthetic, held-out fonts and styles",
-            "conditions": conditions}
+            "conditions": built}
     (out / "suite.json").write_text(json.dumps(desc, indent=2, ensure_ascii=False), encoding="utf-8")
     return desc
 

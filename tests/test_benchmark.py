@@ -44,6 +44,18 @@ def test_suite_from_the_users_pdfs(corpus, tmp_path, capsys):
     assert d["source"].startswith("user PDFs") and d["conditions"]["small-print"]["dpi"] == 58
     assert d["conditions"]["clean"]["lines"] == d["conditions"]["scan"]["lines"] > 0
     assert "watermark-lowres" in capsys.readouterr().out
+    # a subset of the conditions (the demo's) holds the same lines as the full suite's
+    assert main(["benchmark", "build", "--out", str(tmp_path / "sub"), "--from-pdf", *map(str, pdfs),
+                 "--no-text", "5", "--conditions", "watermark", "--quiet"]) == 0
+    sub = json.loads((tmp_path / "sub" / "suite.json").read_text())["conditions"]
+    assert set(sub) == {"clean", "clean-tight", "watermark", NO_TEXT}
+    for name in ("clean", "clean-tight", "watermark"):
+        assert sub[name]["labels_sha256"] == d["conditions"][name]["labels_sha256"]
+    capsys.readouterr()
+    assert main(["benchmark", "build", "--out", str(tmp_path / "sub"), "--from-pdf", *map(str, pdfs),
+                 "--conditions", "scanned"]) == 2
+    assert "unknown suite condition scanned" in capsys.readouterr().err
+    assert json.loads((tmp_path / "sub" / "suite.json").read_text())["conditions"] == sub  # nothing lost
 
 
 def test_substitution_confusions_on_a_hand_made_example():
