@@ -178,6 +178,8 @@ def test_a_list_of_stores_reads_as_one(lines_store, tmp_path):
     assert both.name(6).startswith("1/") and both.image_bytes(7) == src.image_bytes(7)
     ds = LineDataset.open(tmp_path / "stores.txt", Charset.load("latin"))
     assert len(ds) == 8 and len(ds.widths()) == 8
+    (tmp_path / "only-b.txt").write_text("b\n")  # any .txt file is a list: several lists share stores
+    assert [open_store(tmp_path / "only-b.txt").text(i) for i in range(3)] == [src.text(i) for i in range(5, 8)]
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "stores.txt").write_text("../a\nmissing\n")
     with pytest.raises(InputError, match="missing"):

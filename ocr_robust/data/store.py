@@ -46,10 +46,11 @@ STORES = "stores.txt"
 
 
 def open_store(path: str | Path, strict: bool = False) -> "FolderStore | LmdbStore | ConcatStore":
-    """Open a folder store, an LMDB store, or a list of stores (a ``stores.txt`` file, or a
-    folder holding one: one store path per line, relative to that file), whichever ``path`` is."""
+    """Open a folder store, an LMDB store, or a list of stores (a ``.txt`` file such as
+    ``stores.txt``, or a folder holding a ``stores.txt``: one store path per line, relative
+    to that file), whichever ``path`` is."""
     p = Path(path)
-    if p.is_file() and p.name == STORES or (p / STORES).is_file():
+    if p.is_file() and p.suffix == ".txt" or (p / STORES).is_file():
         return ConcatStore.from_manifest(p if p.is_file() else p / STORES, strict)
     if is_lmdb(p):
         return LmdbStore(p)
@@ -213,7 +214,7 @@ class ConcatStore:
             raise InputError(manifest, "the list of stores is empty")
         stores = []
         for k, sp in enumerate(paths):
-            if sp.resolve() == manifest.parent.resolve() or (sp / STORES).is_file() or sp.name == STORES:
+            if sp.resolve() == manifest.parent.resolve() or (sp / STORES).is_file() or sp.suffix == ".txt":
                 raise InputError(manifest, f"line {k + 1}: {sp} is a list of stores itself; list the stores")
             stores.append(open_store(sp, strict))
         return cls(stores, manifest.parent)
