@@ -66,7 +66,7 @@ class TrainConfig:
     max_width: int = MAX_WIDTH  # the cap the Recognizer reads with, unless a config says otherwise
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # mixed precision, CUDA only
+    amp: bool = True  # bfloat16 mixed precision where the device has it natively (models.native_bf16)
     workers: int = 0
     time_limit_min: float | None = None  # stop after this many minutes (best/last kept)
     mode_options: dict = field(default_factory=dict)

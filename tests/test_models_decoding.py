@@ -6,7 +6,7 @@ import torch
 
 from ocr_robust.charset import Charset
 from ocr_robust.decoding import beam_search, decode, greedy, greedy_batch
-from ocr_robust.models import REGISTRY, autocast, build_model, count_params, forward_flops
+from ocr_robust.models import REGISTRY, autocast, build_model, count_params, forward_flops, native_bf16
 
 CS = Charset(list("abc"))  # a=1 b=2 c=3, blank=0
 
@@ -40,10 +40,11 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_mixed_precision_is_bfloat16_on_cuda_only_and_trains_every_parameter(device):
-    """On CUDA the backbone runs in bfloat16 (no loss scaling needed); on CPU autocast is
-    off. Either way the log-probs stay close to float32's and every parameter gets a finite,
-    non-zero gradient. (The CUDA case runs where a GPU is present.)"""
+def test_mixed_precision_is_bfloat16_where_native_and_trains_every_parameter(device):
+    """Where the device has bfloat16 (CUDA since Ampere, CPUs with AMX or AVX512-BF16) the
+    backbone runs in it (no loss scaling needed); elsewhere autocast is off. Either way the
+    log-probs stay close to float32's and every parameter gets a finite, non-zero gradient.
+    (The CUDA case runs where a GPU is present.)"""
     torch.manual_seed(0)
     dev = torch.device(device)
     m = build_model("crnn-large", num_classes=10).to(dev)
@@ -55,7 +56,7 @@ def test_mixed_precision_is_bfloat16_on_cuda_only_and_trains_every_parameter(dev
         ref = m(x)
         with autocast(dev):
             low = m(x)
-    assert dtypes == [torch.float32, torch.bfloat16 if device == "cuda" else torch.float32]
+    assert dtypes == [torch.float32, torch.bfloat16 if native_bf16(dev) else torch.float32]
     assert (low.exp() - ref.exp()).abs().max() < 0.05
     m.train()
     with autocast(dev):
@@ -106,3 +107,13 @@ def test_lexicon_biasing_prefers_and_corrects_to_known_words():
     lp = frames([.01, .01, .01, .96, .01], [.02, .45, .50, .01, .02], [.01, .01, .96, .01, .01])
     assert decode(lp, cs, "beam").text == "cb"
     assert decode(lp, cs, "beam", lexicon={"cab"}).text == "cab"
+
+
+def test_cpus_without_bfloat16_instructions_train_in_float32(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    cpu = torch.device("cpu")
+    assert not native_bf16(cpu)
+    m = build_model("crnn-small", num_classes=10)
+    with autocast(cpu):
+        assert m(torch.rand(1, 1, 32, 64) * 255).dtype == torch.float32
