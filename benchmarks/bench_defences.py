@@ -199,7 +199,7 @@ def run_child(name: str, args, flag: str) -> dict:
 def measure(row: dict, args) -> dict:
     from ocr_robust.adversarial.evaluate import attack_store
     from ocr_robust.bench import bench
-    from ocr_robust.inference import load_torch_model
+    from ocr_robust.runs import load_torch_model
 
     tests = {k: str(Path(args.tests) / f"test-{k}") for k in ("clean", "watermark", "lowres")}
     b = bench(row["run"], list(tests.values()))

@@ -25,7 +25,8 @@ import torch
 
 from ocr_robust.augment import Augment
 from ocr_robust.charset import Charset
-from ocr_robust.data.dataset import MAX_WIDTH, BucketBatchSampler, LineDataset, collate
+from ocr_robust.data.dataset import BucketBatchSampler, LineDataset, collate
+from ocr_robust.images import MAX_WIDTH
 from ocr_robust.losses import ctc_per_line
 from ocr_robust.models import REGISTRY, CRNN
 

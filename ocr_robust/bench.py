@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data.dataset import LineDataset, decode_grey
+from .data.dataset import LineDataset
+
+from .images import decode_grey
 from .data.store import open_store
 from .decoding import Decoded
 from .inference import Recognizer

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from .charset import ConfusableTable
-from .data.dataset import decode_grey, pad_batch, resize_to_height
+from .images import decode_grey, output_frames, pad_batch, resize_to_height
 from .data.store import open_store
 from .engines import Engine, OursEngine, anchor, normalise_reading
 from .metrics import Scores, confusion_counts
+from .runs import read_metrics
 from .suite import CONDITIONS, NO_TEXT, TIGHT, load_suite
 
 EPS = ("1/255", "2/255", "4/255", "8/255")
@@ -78,7 +79,7 @@ def saliency(model: torch.nn.Module, img: np.ndarray) -> tuple[np.ndarray, np.nd
     was = model.training
     model.eval()
     with torch.enable_grad():
-        lp = model(x)[: max(1, int(widths[0]) // 4), 0]
+        lp = model(x)[: output_frames(int(widths[0])), 0]
         path = lp.argmax(-1)
         lp.gather(1, path[:, None]).sum().backward()
     model.train(was)
@@ -188,19 +189,12 @@ def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | Non
                                                                    for e in all_engines],
               "missing": missing, "rows": rows, "speed": speed, "attacks": attacks, "confusions": conf,
               "gallery": gallery_rows, "claims": claims(rows, speed, all_engines), "limit": limit,
-              "curves": {o.name: _history(o.path) for o in ours}}
+              "curves": {o.name: read_metrics(o.path) for o in ours}}
     plots(result, out)
     (out / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     (out / "results.md").write_text(markdown(result), encoding="utf-8")
     (out / "index.html").write_text(page(result), encoding="utf-8")
     return result
-
-
-def _history(path: Path) -> list[dict]:
-    f = path / "metrics.jsonl"
-    if not f.is_file():
-        return []
-    return [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
 def _acc(rows, engine, cond, key="word_acc"):

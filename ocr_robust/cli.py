@@ -167,8 +167,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_attack(a: argparse.Namespace) -> int:
     from .adversarial.evaluate import attack_store, format_rows
-    from .inference import load_torch_model
-    from .training import pick_device
+    from .runs import load_torch_model, pick_device
 
     device = pick_device(a.device)
     model, charset, info = load_torch_model(a.model, device)
@@ -299,7 +298,7 @@ def _print_readings(results: list[dict], fmt: str) -> None:
 
 def cmd_serve(a: argparse.Namespace) -> int:
     a.model = a.model or str(default_model())
-    from .inference import model_kind
+    from .runs import model_kind
     from .service import Limits, Settings, serve
 
     model_kind(a.model)  # a wrong path fails here, in one line, not inside the server

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if DEFAULT_MODEL.is_dir():
         default_rows = st.run(f"the default model ({DEFAULT_MODEL.name}) on the same sets", bench, str(DEFAULT_MODEL),
                               real_tests + tests)
-    from .data.dataset import decode_grey
+    from .images import decode_grey
     from .data.store import open_store
 
     store = open_store(tests[1])

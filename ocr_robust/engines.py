@@ -52,7 +52,8 @@ class OursEngine:
     kind = "ours"
 
     def __init__(self, path: str | Path, engine: str = "auto", name: str | None = None):
-        from .inference import Recognizer, load_torch_model
+        from .inference import Recognizer
+        from .runs import load_torch_model
 
         self.path = Path(path)
         self.rec = Recognizer(path, engine=engine)

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .data.dataset import MAX_WIDTH, PIXEL_MAX, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
+from .images import MAX_WIDTH, PIXEL_MAX, STRIDE, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
 from .decoding import greedy_ids
 from .errors import ExportError
-from .inference import INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, load_torch_model, model_kind, read_meta
-from .training import load_run, save_weights
+from .runs import (INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, load_run, load_torch_model, model_kind,
+                   read_meta, read_metrics, save_weights)
 
 OPSET = 17
 # Allowed |logprob difference| between an fp32 export and PyTorch: PARITY_ATOL + PARITY_RTOL * |logprob|.
@@ -72,12 +72,10 @@ def _run_figures(run: Path) -> dict:
     """The run's own figures for model.json: last and best validation, and a benchmark
     table if one was written beside the run (``bench.json``)."""
     out: dict = {}
-    metrics = run / "metrics.jsonl"
-    if metrics.is_file():
-        history = [json.loads(x) for x in metrics.read_text(encoding="utf-8").splitlines() if x.strip()]
-        if history:
-            out["validation_last"] = history[-1]
-            out["validation_best_word_acc"] = max(h.get("val_word_acc", 0.0) for h in history)
+    history = read_metrics(run)
+    if history:
+        out["validation_last"] = history[-1]
+        out["validation_best_word_acc"] = max(h.get("val_word_acc", 0.0) for h in history)
     bench = run / "bench.json"
     if bench.is_file():
         out["benchmark"] = json.loads(bench.read_text(encoding="utf-8"))
@@ -146,7 +144,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
                   "pad": f"right, with the line's background, to a multiple of {WIDTH_MULTIPLE}",
                   "normalisation": "inside the model: (x / 255 - 0.5) / 0.5",
                   "crop": cfg.get("crop", "none")},
-        "output": {"layout": "T x N x C log-probabilities", "frames": "T = W // 4", "classes": charset.num_classes},
+        "output": {"layout": "T x N x C log-probabilities", "frames": f"T = W // {STRIDE}", "classes": charset.num_classes},
         "decoder": {"method": "greedy", "beam": 8},
         "model": asdict(model.cfg), "training_mode": cfg.get("mode", "natural"),
         "figures": figures, "parity": parity,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -11,14 +10,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .charset import Charset
 from .data.crop import normalise_crops
-from .data.dataset import HEIGHT, MAX_WIDTH, pad_batch, resize_to_height
+from .images import MAX_WIDTH, output_frames, pad_batch, resize_to_height
 from .decoding import Decoded, decode
 from .errors import InputError
+from .runs import META_FILE, ONNX_FILE, load_torch_model, model_kind, pick_device, read_meta
 
-ONNX_FILE, WEIGHTS_FILE, META_FILE = "model.onnx", "model.safetensors", "model.json"
-INT8_FILE, TORCHSCRIPT_FILE = "model.int8.onnx", "model.ts"
 ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
 # The shipped default model (benchmarks/train_latin.sh makes it); OCR_ROBUST_MODEL points elsewhere.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "latin"
@@ -35,26 +32,6 @@ def default_model() -> Path:
     return p
 
 
-def model_kind(path: str | Path) -> str:
-    p = Path(path)
-    if (p / META_FILE).is_file() and any((p / f).is_file() for f in (ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE)):
-        return "export"
-    if (p / "config.yaml").is_file() and (p / "best.safetensors").is_file():
-        return "run"
-    raise InputError(p, "not a model: expected a training run (config.yaml + best.safetensors) "
-                        "or an export folder (model.json + model.onnx)")
-
-
-def read_meta(path: str | Path) -> tuple[dict, Charset]:
-    """An export's model.json and charset, or one clear error naming the file."""
-    f = Path(path) / META_FILE
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-        return meta, Charset(meta["charset"], name=meta.get("charset_name", "export"))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f, f"malformed model description: {e}") from None
-
-
 class Recognizer:
     """``recognize(images)`` -> one :class:`Decoded` per grey uint8 line image.
 
@@ -66,8 +43,6 @@ class Recognizer:
     def __init__(self, path: str | Path, device: str = "auto", decoder: str = "greedy", beam: int = 8,
                  lexicon: set[str] | None = None, max_width: int | None = MAX_WIDTH, engine: str = "auto",
                  threads: int | None = None):
-        from .training import pick_device
-
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         self.path = Path(path)
@@ -129,35 +104,13 @@ class Recognizer:
             batch, widths = pad_batch([resized[i] for i in idx])
             lp = self.logprobs(batch)
             for j, i in enumerate(idx):
-                frames = max(1, int(widths[j]) // 4)
+                frames = output_frames(int(widths[j]))
                 out[i] = decode(lp[:frames, j], self.charset, self.decoder, self.beam, self.lexicon)
         return out  # type: ignore[return-value]
 
 
-def load_torch_model(path: str | Path, device: str | torch.device = "cpu"):
-    """(model in eval mode, charset, description) from a run folder or an export folder;
-    weights from safetensors only. Attacks need this: they differentiate the model."""
-    from safetensors.torch import load_file
-
-    from .models import build_model
-    from .training import load_run
-
-    p = Path(path)
-    if model_kind(p) == "run":
-        model, charset, cfg = load_run(p, "best", device)
-        return model, charset, {"kind": "run", "mode": cfg.get("mode", "natural"), "crop": cfg.get("crop", "none")}
-    meta, charset = read_meta(p)
-    try:
-        model = build_model(meta["model"])
-        model.load_state_dict(load_file(str(p / meta.get("weights", WEIGHTS_FILE)), device="cpu"))
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise InputError(p, f"cannot load the export's PyTorch weights: {e}") from None
-    return model.to(device).eval(), charset, {"kind": "export", "mode": meta.get("training_mode", "natural"),
-                                              "crop": meta.get("input", {}).get("crop", "none")}
-
-
 def read_image(path: str | Path) -> np.ndarray:
-    from .data.dataset import decode_grey
+    from .images import decode_grey
 
     p = Path(path)
     try:
@@ -170,4 +123,4 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-__all__ = ["Recognizer", "model_kind", "read_meta", "read_image", "load_torch_model", "ENGINES", "HEIGHT"]
+__all__ = ["Recognizer", "read_image", "default_model", "DEFAULT_MODEL", "ENGINES"]

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
-from .data.dataset import HEIGHT, PIXEL_MAX
+from .images import HEIGHT, PIXEL_MAX, output_frames
 
 
 @dataclass
@@ -84,7 +84,7 @@ class CRNN(nn.Module):
     @staticmethod
     def output_lengths(widths: torch.Tensor) -> torch.Tensor:
         """Frames each line of a given (unpadded) input width really has."""
-        return torch.clamp(widths // 4, min=1)
+        return output_frames(widths)
 
 
 def build_model(name_or_cfg: str | ModelConfig | dict, num_classes: int | None = None) -> CRNN:

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
-from .data.dataset import decode_grey
+from .images import decode_grey
 from .data.store import image_size
 from .errors import InputError
 
@@ -162,7 +162,8 @@ class BodyLimit:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from .inference import Recognizer, model_kind, read_meta
+    from .inference import Recognizer
+    from .runs import model_kind, read_meta
 
     lim = settings.limits
     state: dict = {}

@@ -32,7 +32,7 @@ import numpy as np
 import pymupdf
 
 from .data.crop import ink_mask
-from .data.dataset import decode_grey
+from .images import decode_grey
 from .data.store import FolderWriter, open_store
 from .pdf.ingest import IngestConfig, ingest, select_pages
 from .pdf.layout import render, text_lines
@@ -193,6 +193,7 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
     out.mkdir(parents=True)
     src = out / "pdf"
     built: dict[str, dict] = {}
+    clean_names: list[str] | None = None  # the clean condition's sampled lines, which the others follow
     user = [Path(p) for p in from_pdf] if from_pdf else None
     if user:
         missing = [str(p) for p in user if not p.is_file()]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
 import time
@@ -26,7 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
@@ -34,7 +33,8 @@ from .augment import Augment
 from .charset import Charset
 from .adversarial.modes import ADVERSARIAL_MODES, per_sample
 from .data.crop import CropJitter
-from .data.dataset import MAX_WIDTH, BucketBatchSampler, LineDataset, collate
+from .data.dataset import BucketBatchSampler, LineDataset, collate
+from .images import MAX_WIDTH
 from .data.notext import add_notext
 from .data.sampler import HardExampleSampler
 from .decoding import greedy_batch
@@ -42,6 +42,7 @@ from .errors import InputError
 from .losses import ctc_per_line
 from .metrics import Scores
 from .models import CRNN, ModelConfig, autocast, build_model
+from .runs import durable_replace, pick_device, save_weights
 
 
 @dataclass
@@ -108,12 +109,6 @@ class _Chain:
         for step in self.steps:
             img = step(img)
         return img
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -189,47 +184,6 @@ def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size
         scores.update([p.text for p in preds], batch["texts"])
     model.train(was)
     return scores
-
-
-def _durable_replace(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` over ``path`` after its bytes are on disk, then make the rename durable."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # a platform without directory handles
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def save_weights(model: CRNN, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp),
-              metadata={"model": json.dumps(asdict(model.cfg))})
-    _durable_replace(tmp, path)
-
-
-def load_run(run: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[CRNN, Charset, dict]:
-    """Model, charset and config of a run folder (weights from safetensors only)."""
-    run = Path(run)
-    cfg_path, weights = run / "config.yaml", run / f"{which}.safetensors"
-    if not cfg_path.is_file() or not weights.is_file():
-        raise InputError(run, f"not a training run: expected config.yaml and {which}.safetensors in it")
-    try:
-        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-        model = build_model(cfg["model_config"])
-    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as e:
-        raise InputError(cfg_path, f"not a usable run config (its model_config builds no model: {e})") from None
-    charset = Charset.load(run / "charset.txt")
-    try:
-        model.load_state_dict(load_file(str(weights), device="cpu"))
-    except Exception as e:
-        raise InputError(weights, f"cannot load: not safetensors weights that fit the model in config.yaml ({e})") from None
-    return model.to(device).eval(), charset, cfg
 
 
 def _np_state() -> dict:
@@ -428,7 +382,7 @@ class Trainer:
         tmp = self.out / "last.state.tmp"
         with open(tmp, "wb") as f:
             torch.save(state, f)
-        _durable_replace(tmp, self.out / "last.state.pt")
+        durable_replace(tmp, self.out / "last.state.pt")
 
     def resume(self) -> bool:
         state_path = self.out / "last.state.pt"

@@ -38,7 +38,7 @@ def trained(small_store, tmp_path_factory):
     cfg = TrainConfig(data=str(small_store), val=str(small_store), out=str(out), epochs=2, batch_size=8, lr=5e-3,
                       augment=0.0, seed=0, report_images=0)
     r = Trainer(cfg, progress=False).fit()
-    from ocr_robust.training import load_run
+    from ocr_robust.runs import load_run
     model, _, _ = load_run(out)
     return out, model, r
 

@@ -5,7 +5,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ocr_robust.charset import Charset
-from ocr_robust.data.dataset import HEIGHT, BucketBatchSampler, LineDataset, collate, decode_grey
+from ocr_robust.data.dataset import BucketBatchSampler, LineDataset, collate
+from ocr_robust.images import HEIGHT, decode_grey
 from ocr_robust.data.store import FolderStore, convert, open_store
 from ocr_robust.errors import InputError
 
@@ -110,7 +111,7 @@ def test_a_long_line_of_small_print_keeps_its_aspect_in_training_and_reading():
     held-out word accuracy when the model then read them unsqueezed."""
     import inspect
 
-    from ocr_robust.data.dataset import resize_to_height
+    from ocr_robust.images import resize_to_height
     from ocr_robust.inference import Recognizer
     from ocr_robust.training import TrainConfig
 

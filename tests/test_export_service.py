@@ -16,7 +16,7 @@ import pymupdf
 import pytest
 
 from ocr_robust.cli import main
-from ocr_robust.data.dataset import decode_grey
+from ocr_robust.images import decode_grey
 from ocr_robust.data.store import FolderStore
 from ocr_robust.errors import ExportError, InputError
 from ocr_robust.export import export

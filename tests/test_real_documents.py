@@ -5,10 +5,8 @@ suite and the PP-OCRv6 anchor."""
 import json
 import random
 import re
-import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pymupdf
 import pytest
@@ -16,7 +14,8 @@ import pytest
 from ocr_robust.charset import Charset
 from ocr_robust.cli import main
 from ocr_robust.data.crop import CropJitter, normalise_crop
-from ocr_robust.data.dataset import LineDataset, decode_grey
+from ocr_robust.data.dataset import LineDataset
+from ocr_robust.images import decode_grey
 from ocr_robust.data.store import FolderStore, FolderWriter, open_store
 from ocr_robust.errors import InputError
 from ocr_robust.pdf.fonts import HELDOUT_FAMILIES, all_faces, face_from_file, font_lists, system_faces
@@ -304,7 +303,7 @@ def test_training_transforms_survive_lines_of_dots_and_underscores():
     """A crop of a line of underscores cut to its ink is 2 px tall: the jitter and the
     augmentation must not shrink it to nothing (OpenCV refuses an empty size)."""
     from ocr_robust.augment import Augment
-    from ocr_robust.data.dataset import resize_to_height
+    from ocr_robust.images import resize_to_height
 
     np.random.seed(0)
     aug, jit = Augment(1.0, seed=0), CropJitter()

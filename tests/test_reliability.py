@@ -77,7 +77,7 @@ def test_odd_and_hostile_images_decode_or_fail_by_name(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from ocr_robust.data.dataset import decode_grey
+    from ocr_robust.images import decode_grey
     from ocr_robust.data.store import image_size
 
     buf = io.BytesIO()

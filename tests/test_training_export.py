@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from ocr_robust.cli import main
-from ocr_robust.data.dataset import decode_grey
+from ocr_robust.images import decode_grey
 from ocr_robust.data.store import FolderStore
 from ocr_robust.errors import InputError
 from ocr_robust.export import export
 from ocr_robust.inference import Recognizer
-from ocr_robust.training import TrainConfig, Trainer, load_run
+from ocr_robust.runs import load_run
+from ocr_robust.training import TrainConfig, Trainer
 
 
 def test_few_steps_lower_the_loss_and_write_a_run(tiny_run):
@@ -100,7 +101,7 @@ def test_export_parity_and_recognize_agree_with_pytorch(tiny_run, tiny_store, tm
     b = Recognizer(tmp_path / "exp").recognize(images)
     assert [d.text for d in a] == [d.text for d in b]
     assert all(abs(x.confidence - y.confidence) < 1e-3 for x, y in zip(a, b))
-    from ocr_robust.data.dataset import pad_batch, resize_to_height
+    from ocr_robust.images import pad_batch, resize_to_height
     batch, _ = pad_batch([resize_to_height(im) for im in images[:8]])
     ra, rb = Recognizer(out), Recognizer(tmp_path / "exp")
     assert np.allclose(ra.logprobs(batch), rb.logprobs(batch), atol=1e-3)
@@ -144,7 +145,7 @@ def test_shipped_configs_load_and_bad_keys_name_the_file(tmp_path):
 def test_init_from_weights_of_another_architecture_is_refused(tiny_store, tmp_path):
     from ocr_robust.charset import Charset
     from ocr_robust.models import build_model
-    from ocr_robust.training import save_weights
+    from ocr_robust.runs import save_weights
 
     n = Charset.load("latin").num_classes
     old = build_model({"name": "crnn-small", "channels": [16, 32, 64, 96], "rnn_hidden": 96, "num_classes": n})

@@ -16,7 +16,7 @@ from fractions import Fraction
 import torch
 import torch.nn as nn
 
-from ..data.dataset import PIXEL_MAX
+from ..images import PIXEL_MAX
 
 NORMS = ("linf", "l2")
 

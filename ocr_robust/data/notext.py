@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from .dataset import HEIGHT
+from ..images import HEIGHT
 
 KINDS = ("noise", "solid", "shapes", "watermark")
 

@@ -189,9 +189,9 @@ def to_odt(blocks: list[Block], font: str, size: float = 10, rng: random.Random 
             body += [f'<text:p text:style-name="Code">{e(r[0]).replace("  ", " <text:s/>")}</text:p>' for r in b.rows]
         elif b.kind == "list":
             body += [f'<text:p text:style-name="P">{k + 1}. {e(r[0])}</text:p>' for k, r in enumerate(b.rows)]
-    para = (f'<style:style style:name="{{}}" style:family="paragraph"><style:paragraph-properties fo:text-align="{{}}" '
-            f'fo:margin-bottom="{{}}"/><style:text-properties style:font-name="{{}}" fo:font-size="{{}}pt" '
-            f'fo:font-weight="{{}}"/></style:style>')
+    para = ('<style:style style:name="{}" style:family="paragraph"><style:paragraph-properties fo:text-align="{}" '
+            'fo:margin-bottom="{}"/><style:text-properties style:font-name="{}" fo:font-size="{}pt" '
+            'fo:font-weight="{}"/></style:style>')
     styles = "".join([
         para.format("P", align, "0.15cm", "Body", size, "normal"),
         para.format("T", "start", "0cm", "Body", size, "normal"),
