@@ -18,17 +18,17 @@ from typing import Iterable, Sequence
 
 from .errors import InputError
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 BLANK = 0
 
 
 def charsets_dir() -> Path:
-    """The folder holding the versioned charset and confusable files."""
-    return _REPO_ROOT / "charsets"
+    """The folder holding the versioned charset and confusable files (package data, so a
+    wheel carries them)."""
+    return Path(__file__).resolve().parent / "charsets"
 
 
 def resolve_data_file(name_or_path: str | Path, suffix: str) -> Path:
-    """A path as given, or a bare name (``latin``) looked up in ``charsets/``."""
+    """A path as given, or a bare name (``latin``) looked up in ``ocr_robust/charsets/``."""
     p = Path(name_or_path)
     if p.exists():
         return p

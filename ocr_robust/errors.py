@@ -9,7 +9,7 @@ class InputError(Exception):
     """Bad user input: a file that cannot be used, with where and why.
 
     ``str(err)`` is the one-line message shown to the user, e.g.
-    ``charsets/x.tsv:12: expected 3 tab-separated columns, got 2``.
+    ``ocr_robust/charsets/x.tsv:12: expected 3 tab-separated columns, got 2``.
     """
 
     def __init__(self, path: str | Path, problem: str, line: int | None = None):

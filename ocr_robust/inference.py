@@ -17,8 +17,9 @@ from .errors import InputError
 from .runs import META_FILE, ONNX_FILE, load_torch_model, model_kind, pick_device, read_meta
 
 ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
-# The shipped default model (benchmarks/train_latin.sh makes it); OCR_ROBUST_MODEL points elsewhere.
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "latin"
+# The shipped default model (benchmarks/train_latin.sh makes it), package data so a wheel carries
+# it (the repository's pretrained/ links here); OCR_ROBUST_MODEL points elsewhere.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "latin"
 
 
 def default_model() -> Path:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Propose visually confusable pairs from glyph renderings, for review into charsets/confusables.tsv.
+"""Propose visually confusable pairs from glyph renderings, for review into ocr_robust/charsets/confusables.tsv.
 
 Every character of the charset (and, with --bigrams, two-character strings of the thin
 letters and digits) is rendered in every font face at the same size and baseline, into a
@@ -11,7 +11,7 @@ is its median over fonts, and the list gives each string's nearest neighbours.
 
 Output columns: source, target, distance (0 = identical), fonts where the two are nearest
 neighbours, and ``new`` if the pair is not in the current table. A person reviews the list
-and copies the good pairs, with weights, into charsets/confusables.tsv.
+and copies the good pairs, with weights, into ocr_robust/charsets/confusables.tsv.
 """
 
 from __future__ import annotations
