@@ -28,7 +28,7 @@ from ocr_robust.charset import Charset
 from ocr_robust.data.dataset import BucketBatchSampler, LineDataset, collate
 from ocr_robust.images import MAX_WIDTH
 from ocr_robust.losses import ctc_per_line
-from ocr_robust.models import REGISTRY, CRNN
+from ocr_robust.models import CRNN, REGISTRY
 
 
 def timed(fn, batches, repeats: int) -> float:

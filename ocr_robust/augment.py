@@ -18,7 +18,6 @@ import albumentations as A
 import cv2
 import numpy as np
 
-
 MIN_SIDE = 8  # pixels; down-scaling a thinner image by 0.3 leaves nothing (OpenCV refuses an empty size)
 
 

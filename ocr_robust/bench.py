@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data.dataset import LineDataset
-
-from .images import decode_grey
 from .data.store import open_store
 from .decoding import Decoded
+from .images import decode_grey
 from .inference import Recognizer
 from .metrics import Scores
 

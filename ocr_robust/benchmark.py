@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from .charset import ConfusableTable
-from .images import decode_grey, output_frames, pad_batch, resize_to_height
 from .data.store import open_store
 from .engines import Engine, OursEngine, anchor, normalise_reading
+from .images import decode_grey, output_frames, pad_batch, resize_to_height
 from .metrics import Scores, confusion_counts
 from .runs import read_metrics
 from .suite import CONDITIONS, NO_TEXT, TIGHT, load_suite

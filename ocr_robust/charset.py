@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .errors import InputError
 
@@ -66,7 +66,7 @@ class Charset:
         self._index = {c: i + 1 for i, c in enumerate(self.chars)}
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "latin") -> "Charset":
+    def load(cls, name_or_path: str | Path = "latin") -> Charset:
         path = resolve_data_file(name_or_path, ".txt")
         text = _read_text(path)
         lines = text.split("\n")
@@ -139,7 +139,7 @@ class ConfusableTable:
         self._sources = sorted(by_source, key=lambda s: (-len(s), s))
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "confusables", charset: Charset | None = None) -> "ConfusableTable":
+    def load(cls, name_or_path: str | Path = "confusables", charset: Charset | None = None) -> ConfusableTable:
         """Read a table; with ``charset`` every source and target must be encodable."""
         path = resolve_data_file(name_or_path, ".tsv")
         text = _read_text(path)

@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if DEFAULT_MODEL.is_dir():
         default_rows = st.run(f"the default model ({DEFAULT_MODEL.name}) on the same sets", bench, str(DEFAULT_MODEL),
                               real_tests + tests)
-    from .images import decode_grey
     from .data.store import open_store
+    from .images import decode_grey
 
     store = open_store(tests[1])
     sample = list(range(0, len(store), max(1, len(store) // 5)))[:5]

@@ -27,11 +27,22 @@ import numpy as np
 import torch
 
 from . import __version__
-from .images import MAX_WIDTH, PIXEL_MAX, STRIDE, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
 from .decoding import greedy_ids
 from .errors import ExportError
-from .runs import (INT8_FILE, META_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, load_run, load_torch_model, model_kind,
-                   read_meta, read_metrics, save_weights)
+from .images import MAX_WIDTH, PIXEL_MAX, STRIDE, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
+from .runs import (
+    INT8_FILE,
+    META_FILE,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+    load_run,
+    load_torch_model,
+    model_kind,
+    read_meta,
+    read_metrics,
+    save_weights,
+)
 
 OPSET = 17
 # Allowed |logprob difference| between an fp32 export and PyTorch: PARITY_ATOL + PARITY_RTOL * |logprob|.

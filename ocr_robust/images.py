@@ -11,7 +11,8 @@ line of input width ``w`` has ``output_frames(w)`` output frames (the model's st
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import cv2
 import numpy as np

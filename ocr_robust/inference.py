@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .data.crop import normalise_crops
-from .images import MAX_WIDTH, output_frames, pad_batch, resize_to_height
 from .decoding import Decoded, decode
 from .errors import InputError
+from .images import MAX_WIDTH, output_frames, pad_batch, resize_to_height
 from .runs import META_FILE, ONNX_FILE, load_torch_model, model_kind, pick_device, read_meta
 
 ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")

@@ -14,8 +14,8 @@ adds nothing to the word and character totals; it counts for line accuracy.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
 
 import editdistance
 
@@ -72,7 +72,7 @@ class Scores:
             self.empty_lines += 1
             self.empty_read_as_text += int(bool(pred.strip()))
 
-    def update(self, preds: Iterable[str], truths: Iterable[str]) -> "Scores":
+    def update(self, preds: Iterable[str], truths: Iterable[str]) -> Scores:
         for p, t in zip(preds, truths, strict=True):
             self.add(p, t)
         return self

@@ -29,9 +29,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
-from .images import decode_grey
 from .data.store import image_size
 from .errors import InputError
+from .images import decode_grey
 
 ENV_SETTINGS = "OCR_ROBUST_SERVE"  # JSON settings for worker processes (uvicorn --workers)
 
@@ -56,7 +56,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
-    def from_json(cls, text: str) -> "Settings":
+    def from_json(cls, text: str) -> Settings:
         d = json.loads(text)
         d["limits"] = Limits(**d.get("limits", {}))
         return cls(**d)
@@ -110,7 +110,7 @@ class MicroBatcher:
                 wait = deadline - loop.time()
                 try:
                     job = self.queue.get_nowait() if wait <= 0 else await asyncio.wait_for(self.queue.get(), wait)
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                except (TimeoutError, asyncio.QueueEmpty):
                     break
                 jobs.append(job)
                 n += len(job.images)
@@ -202,7 +202,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def within_time(coro):
         try:
             return await asyncio.wait_for(coro, lim.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise HTTPException(504, f"request took longer than {lim.timeout_s:g} s") from None
 
     async def read_upload(f: UploadFile) -> bytes:

@@ -32,8 +32,8 @@ import numpy as np
 import pymupdf
 
 from .data.crop import ink_mask
-from .images import decode_grey
 from .data.store import FolderWriter, open_store
+from .images import decode_grey
 from .pdf.ingest import IngestConfig, ingest, select_pages
 from .pdf.layout import render, text_lines
 from .pdf.synth import SynthConfig, synthesize

@@ -18,9 +18,10 @@ import math
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,16 +30,16 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from .adversarial.modes import ADVERSARIAL_MODES, per_sample
 from .augment import Augment
 from .charset import Charset
-from .adversarial.modes import ADVERSARIAL_MODES, per_sample
 from .data.crop import CropJitter
 from .data.dataset import BucketBatchSampler, LineDataset, collate
-from .images import MAX_WIDTH
 from .data.notext import add_notext
 from .data.sampler import HardExampleSampler
 from .decoding import greedy_batch
 from .errors import InputError
+from .images import MAX_WIDTH
 from .losses import ctc_per_line
 from .metrics import Scores
 from .models import CRNN, ModelConfig, autocast, build_model
@@ -86,7 +87,7 @@ class TrainConfig:
     max_bad_steps: int = 20  # non-finite losses/gradients in a row that stop the run
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:
         try:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as e:
@@ -199,7 +200,7 @@ class _StopRequests:
         self.signal: str | None = None
         self._old: dict = {}
 
-    def __enter__(self) -> "_StopRequests":
+    def __enter__(self) -> _StopRequests:
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -482,7 +483,7 @@ class Trainer:
             return self.train_seconds
         return self._seconds_base + time.perf_counter() - self._session_t0
 
-    def fit(self, max_epochs: int | None = None, on_step: Callable[["Trainer"], str | None] | None = None) -> dict:
+    def fit(self, max_epochs: int | None = None, on_step: Callable[[Trainer], str | None] | None = None) -> dict:
         """Train to ``cfg.epochs`` (or ``max_epochs`` more epochs in this call), or until a
         stop criterion, the time limit, a STOP file or a signal ends the run.
 

@@ -9,8 +9,13 @@ import torch
 from conftest import short_lines
 
 from ocr_robust.adversarial.attacks import confusable_attack, fgsm, model_state, pgd
-from ocr_robust.adversarial.confusion import (TextConfuser, confuse_class, confuse_multilabel, confuse_segmentation,
-                                              random_edit)
+from ocr_robust.adversarial.confusion import (
+    TextConfuser,
+    confuse_class,
+    confuse_multilabel,
+    confuse_segmentation,
+    random_edit,
+)
 from ocr_robust.adversarial.modes import RealtimeMode
 from ocr_robust.adversarial.perturb import AdversarialLayer, parse_eps
 from ocr_robust.charset import Charset, ConfusableTable

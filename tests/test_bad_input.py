@@ -1,9 +1,8 @@
 import pymupdf
 import pytest
+from conftest import write_pdf
 
 from ocr_robust.pdf.ingest import IngestConfig, ingest
-
-from conftest import write_pdf
 
 GOOD = [(60, 80, "Good line 1", "helvetica", 10), (60, 100, "Good line 2", "times", 10)]
 

@@ -6,9 +6,9 @@ from torch.utils.data import DataLoader
 
 from ocr_robust.charset import Charset
 from ocr_robust.data.dataset import BucketBatchSampler, LineDataset, collate
-from ocr_robust.images import HEIGHT, decode_grey
 from ocr_robust.data.store import FolderStore, convert, open_store
 from ocr_robust.errors import InputError
+from ocr_robust.images import HEIGHT, decode_grey
 
 LATIN = Charset.load("latin")
 

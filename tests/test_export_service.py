@@ -16,10 +16,10 @@ import pymupdf
 import pytest
 
 from ocr_robust.cli import main
-from ocr_robust.images import decode_grey
 from ocr_robust.data.store import FolderStore
 from ocr_robust.errors import ExportError, InputError
 from ocr_robust.export import export
+from ocr_robust.images import decode_grey
 from ocr_robust.inference import Recognizer
 from ocr_robust.pdf.layout import crop_line, render, same_line, segment_lines, text_lines
 

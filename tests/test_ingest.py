@@ -5,14 +5,13 @@ import cv2
 import numpy as np
 import pymupdf
 import pytest
+from conftest import spec_pdf, write_pdf
 
 from ocr_robust.data.store import FolderStore, LmdbStore, convert, open_store
 from ocr_robust.pdf.degrade import parse_degrade
 from ocr_robust.pdf.fonts import load_font
 from ocr_robust.pdf.ingest import IngestConfig, ingest, normalise_text
 from ocr_robust.pdf.watermarks import STYLES
-
-from conftest import spec_pdf, write_pdf
 
 KNOWN = [
     (60, 80, "Ferritin 45.2 ng/mL (30 - 400)", "helvetica", 10),

@@ -9,7 +9,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from conftest import write_pdf
 
 ROOT = Path(__file__).resolve().parents[1]

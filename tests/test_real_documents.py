@@ -10,23 +10,30 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
+from conftest import write_pdf
 
 from ocr_robust.charset import Charset
 from ocr_robust.cli import main
 from ocr_robust.data.crop import CropJitter, normalise_crop
 from ocr_robust.data.dataset import LineDataset
-from ocr_robust.images import decode_grey
 from ocr_robust.data.store import FolderStore, FolderWriter, open_store
 from ocr_robust.errors import InputError
+from ocr_robust.images import decode_grey
 from ocr_robust.pdf.fonts import HELDOUT_FAMILIES, all_faces, face_from_file, font_lists, system_faces
 from ocr_robust.pdf.ingest import IngestConfig, ingest, select_pages
-from ocr_robust.pdf.sfnt import read_sfnt
-from ocr_robust.pdf.typeset import ENGINES, available_engines, engine_fonts, plan_document, typeset, \
-    to_html, to_latex, to_odt
 from ocr_robust.pdf.layout import render, text_lines
+from ocr_robust.pdf.sfnt import read_sfnt
+from ocr_robust.pdf.typeset import (
+    ENGINES,
+    available_engines,
+    engine_fonts,
+    plan_document,
+    to_html,
+    to_latex,
+    to_odt,
+    typeset,
+)
 from ocr_robust.pdf.watermarks import STYLES, marked_copy, plan_marks
-
-from conftest import write_pdf
 
 LATIN = "".join(Charset.load("latin").chars)
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")

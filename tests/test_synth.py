@@ -4,13 +4,12 @@ import json
 import numpy as np
 import pymupdf
 import pytest
+from conftest import spec_pdf
 
 from ocr_robust.charset import Charset
 from ocr_robust.pdf.fonts import all_faces, font_lists, load_font, resolve_fonts
 from ocr_robust.pdf.synth import SIZES, SynthConfig, synthesize
 from ocr_robust.pdf.watermarks import STYLES, resolve_styles, style_lists
-
-from conftest import spec_pdf
 
 
 def test_at_least_ten_faces_all_covering_the_charset():

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from ocr_robust.cli import main
-from ocr_robust.images import decode_grey
 from ocr_robust.data.store import FolderStore
 from ocr_robust.errors import InputError
 from ocr_robust.export import export
+from ocr_robust.images import decode_grey
 from ocr_robust.inference import Recognizer
 from ocr_robust.runs import load_run
 from ocr_robust.training import TrainConfig, Trainer

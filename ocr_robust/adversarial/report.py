@@ -41,7 +41,7 @@ class AttackedLine:
 
     @classmethod
     def crop(cls, x: torch.Tensor, x_adv: torch.Tensor, j: int, width: int, truth: str, confused: str, read: str,
-             clean_read: str) -> "AttackedLine":
+             clean_read: str) -> AttackedLine:
         """Line ``j`` of a batch and of its attacked copy, without the padding, as uint8."""
         return cls(x[j, 0, :, :width].cpu().numpy().astype(np.uint8),
                    x_adv[j, 0, :, :width].cpu().numpy().round().astype(np.uint8), truth, confused, read, clean_read)

@@ -20,7 +20,7 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pymupdf
@@ -147,7 +147,7 @@ def _slug(text: str) -> str:
 
 
 def classify(name: str, fixed_pitch: bool, serif: bool | None) -> str:
-    """serif | sans | mono, from the family name first (the font tables are often silent or
+    """Serif | sans | mono, from the family name first (the font tables are often silent or
     wrong), then the PANOSE/IBM class, else sans."""
     if fixed_pitch or _MONO.search(name):
         return "mono"
@@ -245,7 +245,7 @@ def resolve_fonts(spec: str | list[str] | None) -> list[str]:
     return resolve_names("train" if spec is None else spec, all_faces(), font_lists(), "font")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_font(key: str) -> pymupdf.Font:
     face = all_faces()[key]
     if face.is_file:
@@ -253,7 +253,7 @@ def load_font(key: str) -> pymupdf.Font:
     return pymupdf.Font(fontname=face.source)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _advances(key: str) -> dict[str, float]:
     return {}
 

@@ -13,8 +13,8 @@ PDF pages, pixels for page images.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pymupdf

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 
 def resolve_names(spec: str | Iterable[str], items: Iterable[str], lists: Mapping[str, list[str]], what: str,
