@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                              "cer": r["cer"]})
     print(f"{'model':<28}{'crop':<14}{'lines':>7}{'word acc':>10}{'CER':>8}")
     for r in rows:
-        print(f"{r['model'][-27:]:<28}{r['crop']:<14}{r['lines']:>7}{100 * r['word_acc']:>9.2f}%{100 * r['cer']:>7.2f}%")
+        print(f"{r['model'][-27:]:<28}{r['crop']:<14}{r['lines']:>7}"
+              f"{100 * r['word_acc']:>9.2f}%{100 * r['cer']:>7.2f}%")
     for model in a.models:
         accs = [r["word_acc"] for r in rows if r["model"] == model]
         print(f"{model}: spread over crops {100 * (max(accs) - min(accs)):.2f} points (target: within 1)")

@@ -74,7 +74,8 @@ def train_one(args) -> None:
     r = t.fit()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     h = r["history"]
-    lines_per_s = sum(x["train_lines_per_s"] * x["epoch_seconds"] for x in h) / max(1e-9, sum(x["epoch_seconds"] for x in h))
+    lines_per_s = (sum(x["train_lines_per_s"] * x["epoch_seconds"] for x in h)
+                   / max(1e-9, sum(x["epoch_seconds"] for x in h)))
     out = {"row": args.one, "mode": mode, "options": opts, "run": cfg.out, "epochs_run": len(h),
            "steps": r["steps"], "train_lines_per_s": lines_per_s, "train_seconds": sum(x["epoch_seconds"] for x in h),
            "peak_rss_growth_mb": max(0.0, peak - base), "peak_rss_mb": peak,
@@ -110,7 +111,8 @@ def cost_one(args) -> None:
         t._train_step(b)
     dt = (time.perf_counter() - t0) / (len(batches) - 2)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps({"row": args.cost_one, "seconds_per_batch": dt, "peak_rss_growth_mb": max(0.0, peak - base),
+    print("RESULT " + json.dumps({"row": args.cost_one, "seconds_per_batch": dt,
+                                  "peak_rss_growth_mb": max(0.0, peak - base),
                                   "batches": len(batches) - 2}), flush=True)
 
 
@@ -165,7 +167,9 @@ def _config(args, row: str, mode: str, opts: dict):
 
 def format_target_table(rows: list[dict]) -> str:
     nat = next((r for r in rows if r["mode"] == "natural"), None)
-    ratio = lambda k, r: (f"{r[k] / nat[k]:.2f}x" if nat and nat.get(k) and r.get(k) is not None else "n/a")
+
+    def ratio(k, r):
+        return f"{r[k] / nat[k]:.2f}x" if nat and nat.get(k) and r.get(k) is not None else "n/a"
 
     def to_ratio(r):  # not reached: the training time is a lower bound of the time to the target
         if r["seconds_to_target"] is None and nat and nat.get("seconds_to_target"):
@@ -263,8 +267,10 @@ def main() -> int:
         nat = next((r for r in rows if r["row"] == "natural"), rows[0])
         print("| mode | s/batch | vs natural | peak memory growth (MB) | vs natural |\n|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['row']} | {r['seconds_per_batch']:.3f} | {r['seconds_per_batch'] / nat['seconds_per_batch']:.2f}x | "
-                  f"{r['peak_rss_growth_mb']:.0f} | {r['peak_rss_growth_mb'] / max(nat['peak_rss_growth_mb'], 1e-9):.2f}x |")
+            print(f"| {r['row']} | {r['seconds_per_batch']:.3f} | "
+                  f"{r['seconds_per_batch'] / nat['seconds_per_batch']:.2f}x | "
+                  f"{r['peak_rss_growth_mb']:.0f} | "
+                  f"{r['peak_rss_growth_mb'] / max(nat['peak_rss_growth_mb'], 1e-9):.2f}x |")
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
         return 0
@@ -287,9 +293,14 @@ def format_table(rows: list[dict], nat: dict | None) -> str:
     out = [head, "|" + "---|" * 12]
     for r in rows:
         t_ratio = nat["train_lines_per_s"] / r["train_lines_per_s"] if nat else float("nan")
-        m_ratio = (r["peak_rss_growth_mb"] / nat["peak_rss_growth_mb"]) if nat and nat["peak_rss_growth_mb"] else float("nan")
-        p = lambda v: f"{100 * v:.2f}%"
-        out.append(f"| {r['row']} | {p(r['clean_word_acc'])} | {p(r['watermark_word_acc'])} | {p(r['lowres_word_acc'])} | "
+        m_ratio = ((r["peak_rss_growth_mb"] / nat["peak_rss_growth_mb"]) if nat and nat["peak_rss_growth_mb"]
+                   else float("nan"))
+
+        def p(v):
+            return f"{100 * v:.2f}%"
+
+        out.append(f"| {r['row']} | {p(r['clean_word_acc'])} | {p(r['watermark_word_acc'])} | "
+                   f"{p(r['lowres_word_acc'])} | "
                    f"{p(r['pgd_1/255'])} | {p(r['pgd_2/255'])} | {p(r['pgd_4/255'])} | {p(r['pgd_8/255'])} | "
                    f"{p(r['targeted_success'])} | {t_ratio:.2f}x | {m_ratio:.2f}x | {r['train_lines_per_s']:.0f} |")
     return "\n".join(out)

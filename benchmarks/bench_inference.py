@@ -130,7 +130,8 @@ def pages(rec: Recognizer, pdf_dirs: list[str]) -> list[dict]:
                 n_true += len(truth)
                 n_found += len(boxes)
                 good += sum(any(same_line(t, b) for t, _, _ in truth) for b in boxes)
-                layer_reads = rec.recognize([crop_line(img, ln, 150 / 72, 0.2)[0] for _, _, ln in truth]) if truth else []
+                layer_reads = (rec.recognize([crop_line(img, ln, 150 / 72, 0.2)[0] for _, _, ln in truth])
+                               if truth else [])
                 for (t, _, ln), lr in zip(truth, layer_reads):
                     match = [k for k, b in enumerate(boxes) if same_line(t, b)]
                     if match:
@@ -292,7 +293,8 @@ def main() -> int:
             r = tr.fit()
             result["training"] = {"model": cfg.model, "batch_size": 32,
                                   "lines_per_s": round(r["history"][0]["train_lines_per_s"], 1),
-                                  "epoch_lines": len(tr.train_ds), "epoch_seconds": round(r["history"][0]["epoch_seconds"], 1)}
+                                  "epoch_lines": len(tr.train_ds),
+                                  "epoch_seconds": round(r["history"][0]["epoch_seconds"], 1)}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
     report(result)
@@ -305,13 +307,16 @@ def report(result: dict) -> None:
         print(_service_line(result["service"]))
         return
     f = result["flops"]
-    print(f"Forward FLOPs per line (mean width {f['mean_width']} px -> {f['width']}): {f['gflops_per_line']:.3f} GFLOP; "
+    print(f"Forward FLOPs per line (mean width {f['mean_width']} px -> {f['width']}): "
+          f"{f['gflops_per_line']:.3f} GFLOP; "
           f"measured peak {f['peak_gflops']} GFLOP/s\n")
-    print("| engine | batch | lines/s | ms/line | p50 ms/call | p99 ms/call | word acc | identical text | GFLOP/s | share of peak |")
+    print("| engine | batch | lines/s | ms/line | p50 ms/call | p99 ms/call | word acc | identical text "
+          "| GFLOP/s | share of peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in result["engines"]:
         ag = result["agreement"][r["engine"]]
-        print(f"| {r['engine']} | {r['batch']} | {r['lines_per_s']} | {r['ms_per_line']} | {r['p50_ms']} | {r['p99_ms']} | "
+        print(f"| {r['engine']} | {r['batch']} | {r['lines_per_s']} | {r['ms_per_line']} | "
+              f"{r['p50_ms']} | {r['p99_ms']} | "
               f"{100 * r['word_acc']:.2f}% | {ag['identical_text']}/{ag['lines']} | {r['gflops_per_s']} | "
               f"{100 * r['share_of_peak']:.1f}% |")
     print()

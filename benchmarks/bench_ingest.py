@@ -81,7 +81,8 @@ def main() -> int:
         print("|---|---:|---|---:|---:|---:|---:|---:|")
         for r in rows:
             print(f"| {r['format']} | {r['workers']} | {r['degrade']} | {r['pages']} | {r['lines']} | "
-                  f"{r['seconds']:.2f} ({r['min']:.2f}-{r['max']:.2f}) | {r['pages_per_s']:.2f} | {r['lines_per_s']:.0f} |")
+                  f"{r['seconds']:.2f} ({r['min']:.2f}-{r['max']:.2f}) | "
+                  f"{r['pages_per_s']:.2f} | {r['lines_per_s']:.0f} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

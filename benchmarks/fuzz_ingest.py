@@ -110,7 +110,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     run()
-    result = {"machine": machine(), "examples": a.examples, "seed": a.seed, "seconds": round(time.perf_counter() - t0, 1),
+    result = {"machine": machine(), "examples": a.examples, "seed": a.seed,
+              "seconds": round(time.perf_counter() - t0, 1),
               **{k: v for k, v in stats.items() if k != "crashes"}, "crashes": len(stats["crashes"]),
               "crash_examples": stats["crashes"][:10]}
     out = Path(__file__).resolve().parent / "results" / "fuzz-ingest.json"

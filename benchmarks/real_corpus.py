@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if text < MIN_TEXT_CHARS:
             continue
-        docs.append({"path": str(p), "pages": pages, "producer": producer[:60], "split": split_of(p.name, a.test_share)})
+        docs.append({"path": str(p), "pages": pages, "producer": producer[:60],
+                     "split": split_of(p.name, a.test_share)})
     if not docs:
         print("no documentation PDFs found: run `make real-docs` (Debian's documentation packages) first",
               file=sys.stderr)

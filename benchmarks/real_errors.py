@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {f:<28}{fams_words[f]:>6} words {fams_lost[f]:>5} lost "
                   f"({100 * fams_lost[f] / max(1, fams_words[f]):.1f}%)")
         print("by kind of error: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
-        print("top confusions (truth -> read): " + ", ".join(f"{t!r}->{p!r} x{n}" for (t, p), n in conf.most_common(a.top)))
+        print("top confusions (truth -> read): "
+              + ", ".join(f"{t!r}->{p!r} x{n}" for (t, p), n in conf.most_common(a.top)))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
     return 0

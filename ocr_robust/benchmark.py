@@ -164,8 +164,8 @@ def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | Non
 
         for o in ours:
             for e_ in eps:
-                r = attack_store(o.model, o.rec.charset, suite / "clean", "pgd", e_, steps=pgd_steps, limit=attack_lines,
-                                 crop=o.rec.crop)
+                r = attack_store(o.model, o.rec.charset, suite / "clean", "pgd", e_, steps=pgd_steps,
+                                 limit=attack_lines, crop=o.rec.crop)
                 attacks.append({"engine": o.name, "mode": o.mode, **r})
                 say(f"  attack {o.name} PGD {e_}: robust word acc {100 * r['robust_word_acc']:.2f}%")
             r = attack_store(o.model, o.rec.charset, suite / "clean", "confusable", "8/255", steps=20,
@@ -223,7 +223,8 @@ def claims(rows: list[dict], speed: list[dict], engines: list[Engine]) -> list[d
     for e in ours:
         c = _acc(rows, e.name, "clean")
         if c is not None:
-            out.append({"claim": f"{e.name}: clean word accuracy at least 99%", "met": c >= 0.99, "figures": {e.name: c}})
+            out.append({"claim": f"{e.name}: clean word accuracy at least 99%", "met": c >= 0.99,
+                        "figures": {e.name: c}})
         h = _acc(rows, e.name, NO_TEXT, "hallucination_rate")
         if h is not None:
             out.append({"claim": f"{e.name}: hallucination rate on no-text under 1%", "met": h < 0.01,
@@ -326,7 +327,8 @@ def markdown(result: dict) -> str:
     md.append("| engine | lines | lines/s | ms/line | how it was run |")
     md.append("|---|---:|---:|---:|---|")
     for sp in result["speed"]:
-        md.append(f"| {sp['engine']} | {sp['lines']} | {sp['lines_per_s']:.1f} | {sp['ms_per_line']:.2f} | {sp['how']} |")
+        md.append(f"| {sp['engine']} | {sp['lines']} | {sp['lines_per_s']:.1f} | {sp['ms_per_line']:.2f} | "
+                  f"{sp['how']} |")
     if result["attacks"]:
         md.append("\n## White-box attacks (our models, first lines of `clean`)\n")
         md.append("| engine | mode | attack | eps | lines | clean word acc | robust word acc | targeted success |")
@@ -336,7 +338,8 @@ def markdown(result: dict) -> str:
                       f"{_pct(a['clean_word_acc'])} | {_pct(a['robust_word_acc'])} | {_pct(a['targeted_success'])} |")
     md.append("\n## Most frequent character substitutions (truth -> read; * = a pair of the confusable table)\n")
     for e, items in result["confusions"].items():
-        md.append(f"- {e}: " + (", ".join(f"`{c['truth']}`->`{c['read']}` x{c['count']}" + ("*" if c["confusable_pair"] else "")
+        md.append(f"- {e}: " + (", ".join(f"`{c['truth']}`->`{c['read']}` x{c['count']}"
+                                          + ("*" if c["confusable_pair"] else "")
                                           for c in items[:10]) or "none"))
     md.append("\n## The product's claims on this run\n")
     for c in result["claims"]:
@@ -384,8 +387,10 @@ def page(result: dict) -> str:
                     "it.</p>")
         for g in result["gallery"]:
             body.append(f"<div class=g><img src=\"{g['image']}\"><br>{html.escape(g['engine'])}, {g['condition']}: "
-                        f"truth <code>{html.escape(g['truth'])}</code>, read <code>{html.escape(g['read'])}</code></div>")
+                        f"truth <code>{html.escape(g['truth'])}</code>, "
+                        f"read <code>{html.escape(g['read'])}</code></div>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
              ".g{margin:1em 0}code{background:#f3f3f3}")
-    return f"<!doctype html><meta charset=utf-8><title>ocr-robust benchmark</title><style>{style}</style>" + "\n".join(body)
+    return (f"<!doctype html><meta charset=utf-8><title>ocr-robust benchmark</title><style>{style}</style>"
+            + "\n".join(body))

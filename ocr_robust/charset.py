@@ -151,7 +151,8 @@ class ConfusableTable:
                 continue
             cols = line.split("\t")
             if len(cols) != 3:
-                raise InputError(path, f"expected 3 tab-separated columns (source, target, weight), got {len(cols)}", lineno)
+                raise InputError(path, f"expected 3 tab-separated columns (source, target, weight), got {len(cols)}",
+                                 lineno)
             src, tgt, w = cols
             if not src or not tgt:
                 raise InputError(path, "source and target must be non-empty", lineno)

@@ -260,7 +260,8 @@ def cmd_recognize(a: argparse.Namespace) -> int:
                         print(f"ocr-robust recognize: {item} p.{pg['page']}: skipped: {pg['error']}", file=sys.stderr)
                 results.append({"file": item, "kind": "pdf", "pages": pages})
             elif a.pages:
-                results.append({"file": item, "kind": "page", "pages": [read_page_image(rec, read_image(item)).as_dict()]})
+                results.append({"file": item, "kind": "page",
+                                "pages": [read_page_image(rec, read_image(item)).as_dict()]})
             else:
                 lines.append((item, read_image(item)))
                 results.append({"file": item, "kind": "line"})
@@ -350,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fonts", default="train", help="font faces and/or lists, comma-separated (see --list)")
     s.add_argument("--watermarks", default="train", help="watermark styles and/or lists, comma-separated (see --list)")
     s.add_argument("--clean-fraction", type=float, default=0.25, help="share of pages left without watermarks")
-    s.add_argument("--engine", help="typeset documents with real engines instead: latex, office, html (comma-separated; "
-                                    "make engines installs them); the PDFs are clean, ingest --watermarks paints them")
+    s.add_argument("--engine", help="typeset documents with real engines instead: latex, office, html "
+                                    "(comma-separated; make engines installs them); the PDFs are clean, "
+                                    "ingest --watermarks paints them")
     s.add_argument("--documents", type=int, default=10, help="with --engine: documents per engine")
     s.add_argument("--pages-per-doc", type=int, default=5)
     s.add_argument("--lang", default="latin")
@@ -408,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="a training-mode option, e.g. --opt norm=linf --opt eps=8/255 (repeatable)")
     s.add_argument("--init", help="start from the weights of this run or export (fine-tuning)")
-    s.add_argument("--notext-rate", type=float, help="no-text images per line in a batch (default 0.05 realtime, else 0)")
+    s.add_argument("--notext-rate", type=float,
+                   help="no-text images per line in a batch (default 0.05 realtime, else 0)")
     s.add_argument("--sampler", choices=["auto", "bucket", "hard"], help="hard: hard-example sampling (auto: realtime)")
     s.add_argument("--sortagrad", action="store_true", default=None,
                    help="bucket sampler, training from scratch: the first epoch narrowest lines first")
@@ -486,8 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attack-lines", type=int, default=200, help="run: clean lines attacked per model (0: none)")
     s.add_argument("--pgd-steps", type=int, default=10)
     s.add_argument("--limit", type=int, help="run: read only the first N lines of each condition")
-    s.add_argument("--conditions", help="only these conditions, comma-separated (build: of the suite's six, clean always "
-                   "built; run: of the suite's; default: all)")
+    s.add_argument("--conditions", help="only these conditions, comma-separated (build: of the suite's six, "
+                   "clean always built; run: of the suite's; default: all)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_benchmark)
 

@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if train_docs:
         s = st.run(f"ingest real training documents: {a.real_pages} page(s) of each of {len(train_docs)}, half "
                    "painted with the training watermark styles", ingest, train_docs,
-                   IngestConfig(out=str(out / "lines" / "train-real.lmdb"), lmdb=True, seed=a.seed, max_pages=a.real_pages,
-                                watermarks="train", watermark_fraction=0.5))
+                   IngestConfig(out=str(out / "lines" / "train-real.lmdb"), lmdb=True, seed=a.seed,
+                                max_pages=a.real_pages, watermarks="train", watermark_fraction=0.5))
         print(format_summary(s))
         rows.append(("train-real", s))
         stores.append("train-real.lmdb")
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     images = [decode_grey(store.image_bytes(i), store.name(i)) for i in sample]
     reads = st.run("recognize 5 watermarked lines with the exported model", Recognizer(out / "model").recognize, images)
     for i, d in zip(sample, reads):
-        print(f"   {'OK ' if d.text == store.text(i) else 'ERR'} {d.text!r}  (truth {store.text(i)!r}, conf {d.confidence:.2f})")
+        verdict = "OK " if d.text == store.text(i) else "ERR"
+        print(f"   {verdict} {d.text!r}  (truth {store.text(i)!r}, conf {d.confidence:.2f})")
 
     if real_rows:
         print("\n== word accuracy on the real-document suite (test-split documents, never trained on)")

@@ -155,7 +155,8 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
                   "pad": f"right, with the line's background, to a multiple of {WIDTH_MULTIPLE}",
                   "normalisation": "inside the model: (x / 255 - 0.5) / 0.5",
                   "crop": cfg.get("crop", "none")},
-        "output": {"layout": "T x N x C log-probabilities", "frames": f"T = W // {STRIDE}", "classes": charset.num_classes},
+        "output": {"layout": "T x N x C log-probabilities", "frames": f"T = W // {STRIDE}",
+                   "classes": charset.num_classes},
         "decoder": {"method": "greedy", "beam": 8},
         "model": asdict(model.cfg), "training_mode": cfg.get("mode", "natural"),
         "figures": figures, "parity": parity,
@@ -239,5 +240,6 @@ def _check(runner, inputs, reference, name: str, int8: bool = False, slack=None)
     report["tolerance"] = f"{PARITY_ATOL:g} + {PARITY_RTOL:g}*|logprob| + |PyTorch fp32 - fp64|"
     if outside or same != total:
         raise ExportError(f"{name} parity failed: {outside} log-probabilities differ by more than "
-                          f"{report['tolerance']} (max |diff| {worst:.2e}), decoded text identical on {same}/{total} inputs")
+                          f"{report['tolerance']} (max |diff| {worst:.2e}), "
+                          f"decoded text identical on {same}/{total} inputs")
     return report

@@ -76,7 +76,8 @@ def load_run(run: str | Path, which: str = "best", device: str | torch.device = 
     try:
         model.load_state_dict(load_file(str(weights), device="cpu"))
     except Exception as e:
-        raise InputError(weights, f"cannot load: not safetensors weights that fit the model in config.yaml ({e})") from None
+        raise InputError(weights, "cannot load: not safetensors weights that fit the model in config.yaml "
+                                  f"({e})") from None
     return model.to(device).eval(), charset, cfg
 
 

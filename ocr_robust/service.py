@@ -157,7 +157,8 @@ class BodyLimit:
             except ValueError:
                 return await _error(400, "bad Content-Length")(scope, receive, send)
             if n > self.max_bytes:
-                return await _error(413, f"body of {n} bytes exceeds the limit of {self.max_bytes}")(scope, receive, send)
+                too_big = _error(413, f"body of {n} bytes exceeds the limit of {self.max_bytes}")
+                return await too_big(scope, receive, send)
         await self.app(scope, receive, send)
 
 
@@ -226,7 +227,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict:
         b = state["batcher"]
-        return {"status": "ok", "engine": state["recognizer"].engine, "uptime_s": round(time.time() - state["started"], 1),
+        return {"status": "ok", "engine": state["recognizer"].engine,
+                "uptime_s": round(time.time() - state["started"], 1),
                 "batches": b.batches, "lines": b.lines, "queued": b.queue.qsize()}
 
     @app.get("/v1/model")

@@ -147,7 +147,8 @@ def _sample_store(src: Path, dst: Path, names: list[str] | None, n: int, seed: i
     store = open_store(src)
     all_names = [store.name(i) for i in range(len(store))]
     if names is None:
-        keep = set(random.Random(f"suite-lines:{seed}").sample(all_names, n)) if 0 < n < len(all_names) else set(all_names)
+        keep = (set(random.Random(f"suite-lines:{seed}").sample(all_names, n)) if 0 < n < len(all_names)
+                else set(all_names))
     else:
         keep = set(names)
     kept = []
@@ -249,7 +250,8 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
                            "labels_sha256": _sha(out / NO_TEXT / "labels.tsv")}
     desc = {"format": "ocr-robust-suite", "version": SUITE_VERSION, "seed": seed, "pages_per_condition": pages,
             "max_pages": max_pages, "max_lines": max_lines,
-            "source": "user PDFs: " + ", ".join(p.name for p in user) if user else "synthetic, held-out fonts and styles",
+            "source": ("user PDFs: " + ", ".join(p.name for p in user) if user
+                       else "synthetic, held-out fonts and styles"),
             "conditions": built}
     (out / "suite.json").write_text(json.dumps(desc, indent=2, ensure_ascii=False), encoding="utf-8")
     return desc

@@ -595,6 +595,7 @@ class Trainer:
         if tb:
             tb.close()
         self.train_seconds, self._session_t0 = self.training_seconds(), None
-        return {"epochs": self.epoch, "steps": self.step, "best_val_word_acc": self.best, "stopped": stopped or "epochs",
+        return {"epochs": self.epoch, "steps": self.step, "best_val_word_acc": self.best,
+                "stopped": stopped or "epochs",
                 "seconds": time.perf_counter() - t_start, "history": self.history, "problems": len(self.problems),
                 "bad_steps": self.bad_steps}

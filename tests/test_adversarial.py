@@ -163,8 +163,8 @@ def test_realtime_step_routes_gradients_and_equals_the_big_batch_gradient(small_
     if len(steps) > 1:
         from ocr_robust.losses import encode_targets
         x = batch["images"].clone().requires_grad_(True)
-        t, l = encode_targets(confused, CS)
-        (g,) = torch.autograd.grad(ctc_per_line(model(x), t, l, batch["widths"]).sum(), x)
+        t, lengths = encode_targets(confused, CS)
+        (g,) = torch.autograd.grad(ctc_per_line(model(x), t, lengths, batch["widths"]).sum(), x)
         active = steps[0][1].view(-1, 1, 1, 1).float()
         from ocr_robust.adversarial.perturb import width_mask
         expect = (batch["images"] - 30000.0 * g * active * width_mask(x, batch["widths"])).clamp(0, 255)
@@ -289,7 +289,8 @@ def test_stop_criteria(small_store, trained, tmp_path):
     r = Trainer(TrainConfig(out=str(tmp_path / "l"), stop_loss_patience=1, stop_min_delta=10.0, **base),
                 progress=False).fit()
     assert r["stopped"].startswith("loss plateau") and r["epochs"] == 2
-    r = Trainer(TrainConfig(out=str(tmp_path / "e"), stop_easy_share=0.0, mode="realtime", **base), progress=False).fit()
+    r = Trainer(TrainConfig(out=str(tmp_path / "e"), stop_easy_share=0.0, mode="realtime", **base),
+                progress=False).fit()
     assert r["stopped"].startswith("easy share") and r["epochs"] == 1
     rec = json.loads((tmp_path / "e" / "metrics.jsonl").read_text().splitlines()[0])
     assert 0.0 <= rec["val_easy_share"] <= 1.0

@@ -32,7 +32,8 @@ def test_bad_pdfs_are_reported_by_name_and_the_rest_is_ingested(tmp_path):
     names = ["random", "truncated", "encrypted", "empty", "imageonly", "zero", "missing"]
     pdfs = [str(tmp_path / f"{n}.pdf") for n in names] + [str(good)]
     s = ingest(pdfs, IngestConfig(out=str(tmp_path / "out"), workers=2), progress=False)
-    assert [l.split("\t")[1].strip() for l in open(tmp_path / "out" / "labels.tsv")] == ["Good line 1", "Good line 2"]
+    assert [line.split("\t")[1].strip() for line in open(tmp_path / "out" / "labels.tsv")] == [
+        "Good line 1", "Good line 2"]
     failed = {f["file"].rsplit("/", 1)[1]: f["reason"] for f in s["files_failed"]}
     assert "encrypted" in failed["encrypted.pdf"]
     assert "image-only" in failed["imageonly.pdf"]

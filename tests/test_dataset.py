@@ -79,7 +79,8 @@ def test_bad_label_lines_are_reported_with_file_and_line_and_skipped(tmp_path):
     img = np.full((20, 60), 255, np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), img)
     (tmp_path / "labels.tsv").write_bytes(
-        b"a.png\tgood\nmissing.png\tgone\nno tab here\na.png\tbad \xff utf8\na.png\tStra\xc3\x9fe\n../x.png\tup\na.png\t\n")
+        b"a.png\tgood\nmissing.png\tgone\nno tab here\na.png\tbad \xff utf8\n"
+        b"a.png\tStra\xc3\x9fe\n../x.png\tup\na.png\t\n")
     store = FolderStore(tmp_path)
     assert [s.text for s in store.samples] == ["good", "Straße", ""]
     probs = "\n".join(store.problems)

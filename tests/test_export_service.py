@@ -108,7 +108,8 @@ def test_recognize_reads_a_pdf_with_and_without_a_text_layer(pdf_pair, exported,
     # TSV: a header and one row per line, with the box
     assert main(["recognize", "--model", model, str(src), "--output", "tsv"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("file\tpage\tline\tx0") and len(rows) == 1 + sum(len(p["lines"]) for p in with_layer["pages"])
+    assert (rows[0].startswith("file\tpage\tline\tx0")
+            and len(rows) == 1 + sum(len(p["lines"]) for p in with_layer["pages"]))
 
 
 def test_line_segmentation_of_a_clean_page(tmp_path):
@@ -150,8 +151,8 @@ def start_server(model, *options: str) -> tuple[subprocess.Popen, str]:
 
     port = _free_port()
     log = tempfile.TemporaryFile()  # not a pipe: a full pipe would block the server's logging
-    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(model), "--port", str(port),
-                             *options], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(model),
+                             "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -186,7 +187,8 @@ def test_service_answers_recognize_pdf_healthz_and_model(server, exported, tiny_
     r = httpx.post(server + "/v1/recognize", files=files, timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert [x["text"] for x in body["lines"]] == expected and [x["name"] for x in body["lines"]] == [p.name for p in paths]
+    assert ([x["text"] for x in body["lines"]] == expected
+            and [x["name"] for x in body["lines"]] == [p.name for p in paths])
     pdf = pdf_pair[0].read_bytes()
     r = httpx.post(server + "/v1/pdf", files={"file": ("doc.pdf", pdf, "application/pdf")}, timeout=120)
     assert r.status_code == 200, r.text
@@ -194,7 +196,8 @@ def test_service_answers_recognize_pdf_healthz_and_model(server, exported, tiny_
     assert len(pages) == pymupdf.open(pdf_pair[0]).page_count and pages[0]["lines"][0]["layer_text"]
     h = httpx.get(server + "/healthz").json()
     assert h["status"] == "ok" and h["engine"] == "onnx" and h["lines"] >= 3
-    assert httpx.get(server + "/v1/model").json()["charset"] == json.loads((exported[0] / "model.json").read_text())["charset"]
+    assert (httpx.get(server + "/v1/model").json()["charset"]
+            == json.loads((exported[0] / "model.json").read_text())["charset"])
     assert "/v1/recognize" in httpx.get(server + "/openapi.json").json()["paths"]
 
 
@@ -204,11 +207,13 @@ def test_bad_requests_get_the_right_4xx_with_a_json_error(server, tiny_store, tm
     post = lambda path, **kw: httpx.post(server + path, timeout=60, **kw)  # noqa: E731
     cases = {
         "empty file": (post("/v1/recognize", files={"images": ("e.png", b"", "image/png")}), 400, "empty file"),
-        "corrupt image": (post("/v1/recognize", files={"images": ("c.png", png[:40], "image/png")}), 400, "cannot decode"),
+        "corrupt image": (post("/v1/recognize", files={"images": ("c.png", png[:40], "image/png")}), 400,
+                          "cannot decode"),
         "a PDF as an image": (post("/v1/recognize", files={"images": ("x.png", b"%PDF-1.4 x", "image/png")}), 400,
                               "cannot decode"),
         "no images": (post("/v1/recognize", data={"x": "1"}), 422, "images"),
-        "too many images": (post("/v1/recognize", files=[("images", ("a.png", png, "image/png"))] * 9), 413, "limit of 8"),
+        "too many images": (post("/v1/recognize", files=[("images", ("a.png", png, "image/png"))] * 9), 413,
+                            "limit of 8"),
         "gigantic image": (post("/v1/recognize", files={"images": ("g.png", _png(np.full((20, 20000), 255, np.uint8)),
                                                                     "image/png")}), 413, "exceeds the limit"),
         "an image as a PDF": (post("/v1/pdf", files={"file": ("d.pdf", png, "application/pdf")}), 400, "not a PDF"),
@@ -227,7 +232,8 @@ def test_bad_requests_get_the_right_4xx_with_a_json_error(server, tiny_store, tm
     enc = pymupdf.open()
     enc.new_page()
     enc_bytes = enc.tobytes(encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="u", owner_pw="o")
-    cases["encrypted PDF"] = (post("/v1/pdf", files={"file": ("s.pdf", enc_bytes, "application/pdf")}), 400, "encrypted")
+    cases["encrypted PDF"] = (post("/v1/pdf", files={"file": ("s.pdf", enc_bytes, "application/pdf")}), 400,
+                              "encrypted")
     for name, (r, status, text) in cases.items():
         assert r.status_code == status, (name, r.status_code, r.text)
         assert text in r.json()["error"], (name, r.json())
@@ -296,7 +302,8 @@ def test_slow_and_vanishing_clients_do_not_stall_others(server, tiny_store):
     gone = _raw_request(server, "/v1/recognize", body, send=30)
     gone.close()  # disconnects mid-body
     t0 = time.perf_counter()
-    r = httpx.post(server + "/v1/recognize", files={"images": ("b.png", paths[0].read_bytes(), "image/png")}, timeout=30)
+    r = httpx.post(server + "/v1/recognize", files={"images": ("b.png", paths[0].read_bytes(), "image/png")},
+                   timeout=30)
     assert r.status_code == 200 and time.perf_counter() - t0 < 5
     for s in slow:
         s.close()

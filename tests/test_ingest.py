@@ -23,7 +23,7 @@ KNOWN = [
 
 
 def labels(out):
-    return [l.rstrip("\n").split("\t", 1)[1] for l in open(out / "labels.tsv", encoding="utf-8")]
+    return [line.rstrip("\n").split("\t", 1)[1] for line in open(out / "labels.tsv", encoding="utf-8")]
 
 
 def test_known_text_ingests_to_matching_crops(tmp_path):

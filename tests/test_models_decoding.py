@@ -70,8 +70,8 @@ def test_mixed_precision_is_bfloat16_where_native_and_trains_every_parameter(dev
 
 
 def test_small_model_is_cheaper_than_large():
-    s, l = build_model("crnn-small"), build_model("crnn-large")
-    assert forward_flops(s) < forward_flops(l) / 3 and count_params(s) < count_params(l)
+    s, large = build_model("crnn-small"), build_model("crnn-large")
+    assert forward_flops(s) < forward_flops(large) / 3 and count_params(s) < count_params(large)
 
 
 def test_greedy_collapses_repeats_and_drops_blanks():

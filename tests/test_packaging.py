@@ -44,7 +44,8 @@ def test_the_wheel_reads_a_pdf_with_its_default_model(installed, tmp_path):
     env, wheel = installed
     assert wheel.stat().st_size < 25e6
     write_pdf(tmp_path / "p.pdf", [(60, 100, "Installed from the wheel: 42 lines", "times", 11)])
-    code = "import ocr_robust; from ocr_robust.charset import Charset; Charset.load('latin'); print(ocr_robust.__file__)"
+    code = ("import ocr_robust; from ocr_robust.charset import Charset; Charset.load('latin'); "
+            "print(ocr_robust.__file__)")
     r = subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith(str(env))  # the installed copy, not the repository's

@@ -280,7 +280,8 @@ def test_real_document_suite_builds_deterministically_with_tight_crops(tmp_path)
     assert d["conditions"]["clean"]["documents"] == 3 and d["conditions"]["clean"]["pages"] == 6
     assert "documents' own fonts" in d["conditions"]["clean"]["what"]
     for name, c in d["conditions"].items():
-        assert (tmp_path / "s1" / name / "labels.tsv").read_bytes() == (tmp_path / "s2" / name / "labels.tsv").read_bytes()
+        assert ((tmp_path / "s1" / name / "labels.tsv").read_bytes()
+                == (tmp_path / "s2" / name / "labels.tsv").read_bytes())
     assert labels(tmp_path / "s1" / "clean-tight") == labels(tmp_path / "s1" / "clean")
     assert labels(tmp_path / "s1" / "lowres-jpeg") == labels(tmp_path / "s1" / "clean")  # the same sampled lines
     tight, clean = FolderStore(tmp_path / "s1" / "clean-tight"), FolderStore(tmp_path / "s1" / "clean")

@@ -88,7 +88,8 @@ def test_odd_and_hostile_images_decode_or_fail_by_name(tmp_path):
     # and decoding it fails with the file's name instead of allocating 10 GB
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
     assert image_size(bomb) == (100000, 100000)
     with pytest.raises(InputError, match="bomb.png: cannot decode"):
         decode_grey(bomb, "bomb.png")

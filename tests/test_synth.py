@@ -79,7 +79,8 @@ def test_watermark_pixels_overlap_text_lines(tmp_path, style):
         imgs = []
         for f in ("a.pdf", "b.pdf"):
             pix = pymupdf.open(tmp_path / f)[0].get_pixmap(dpi=72, colorspace=pymupdf.csGRAY)
-            imgs.append(np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, : pix.width].astype(int))
+            imgs.append(np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)[:, : pix.width]
+                        .astype(int))
         diff = np.abs(imgs[0] - imgs[1]) > 8
         mask = np.zeros_like(diff)
         for it in with_wm.items:

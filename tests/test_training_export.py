@@ -128,7 +128,8 @@ def test_train_command_reports_skipped_lines(tiny_store, tmp_path, capsys):
     shutil.copytree(tiny_store, data)
     with open(data / "labels.tsv", "a", encoding="utf-8") as f:
         f.write("images/0.png\tStraße\nimages/nope.png\tmissing\n")
-    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", "--quiet", "--augment", "0"])
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", "--quiet",
+               "--augment", "0"])
     err = capsys.readouterr().err
     assert rc == 0 and "2 lines skipped" in err and "labels.tsv:26" in err and "'ß'" in err
 

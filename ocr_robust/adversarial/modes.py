@@ -266,7 +266,8 @@ class NSLMode:
             x_n = (x + self.step_size * 127.5 * g.sign() * width_mask(x, b.widths)).clamp(0, 255)
         adv = b.loss(_forward(model, x_n, ctx))
         (losses.mean() + self.multiplier * adv.mean()).backward()
-        return per_sample({"loss": float(losses.detach().mean()), "adv_loss": float(adv.detach().mean())}, losses, logp, batch, ctx)
+        stats = {"loss": float(losses.detach().mean()), "adv_loss": float(adv.detach().mean())}
+        return per_sample(stats, losses, logp, batch, ctx)
 
 
 class TRADESMode(_BoundedAttackMode):
@@ -303,7 +304,8 @@ class TRADESMode(_BoundedAttackMode):
         losses = b.loss(logp)
         robust = frame_kl(logp, _forward(model, (b.x + delta).clamp(0, 255), ctx), b.widths) / denom
         (losses.mean() + self.beta * robust.mean()).backward()
-        return per_sample({"loss": float(losses.detach().mean()), "kl": float(robust.detach().mean())}, losses, logp, batch, ctx)
+        stats = {"loss": float(losses.detach().mean()), "kl": float(robust.detach().mean())}
+        return per_sample(stats, losses, logp, batch, ctx)
 
 
 ADVERSARIAL_MODES: dict[str, type] = {m.name: m for m in (RealtimeMode, PGDATMode, FreeATMode, FGSMRSMode, NSLMode,

@@ -92,7 +92,8 @@ def write_page(lines: list[AttackedLine], out_dir: Path, title: str, easy_share:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, ln in enumerate(lines):
-        for tag, img in (("orig", ln.original), ("adv", ln.adversarial), ("delta", amplified(ln.original, ln.adversarial))):
+        for tag, img in (("orig", ln.original), ("adv", ln.adversarial),
+                         ("delta", amplified(ln.original, ln.adversarial))):
             big = cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
             cv2.imwrite(str(out_dir / f"{i:03d}-{tag}.png"), big)
         d = ln.adversarial.astype(np.int16) - ln.original.astype(np.int16)

@@ -65,7 +65,8 @@ PROSE_WORDS = (
 ).split()
 CODE_LINES = [
     "for (int i = 0; i < n; i++) {", "    sum += a[i] * b[i];", "}", "def normalise(x, eps=1e-6):",
-    "    return (x - x.mean()) / (x.std() + eps)", "if (status != 200) return -1;", "SELECT id, name FROM users WHERE age > 30;",
+    "    return (x - x.mean()) / (x.std() + eps)", "if (status != 200) return -1;",
+    "SELECT id, name FROM users WHERE age > 30;",
     "x = np.clip(img + delta, 0, 255)", "const url = `https://api.example.com/v2/items?id=${id}`;",
     "export PATH=$HOME/.local/bin:$PATH", "git commit -m \"fix: handle empty page\"", "#include <stdio.h>",
     "printf(\"%d items, %.2f%%\\n\", n, pct);", "{\"id\": 10293, \"ok\": true, \"tags\": [\"a\", \"b\"]}",
@@ -127,7 +128,8 @@ def lab_header(rng: random.Random) -> list[str]:
         f"Patient: {person(rng)}    ID: {ident(rng, rng.choice(['P', 'MRN', 'PID']))}",
         f"DOB: {date(rng)}    Sex: {rng.choice(['F', 'M'])}    Age: {rng.randint(1, 95)} y",
         f"Collected: {date(rng)} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}    Received: {date(rng)}",
-        f"Requested by: {rng.choice(DOCTORS)}    Specimen: {rng.choice(['Serum', 'Plasma (EDTA)', 'Whole blood', 'Urine'])}",
+        f"Requested by: {rng.choice(DOCTORS)}    "
+        f"Specimen: {rng.choice(['Serum', 'Plasma (EDTA)', 'Whole blood', 'Urine'])}",
     ]
 
 
@@ -159,7 +161,8 @@ def invoice_footer(rng: random.Random) -> list[str]:
     return [
         f"Subtotal: {money(rng)}    VAT {rng.choice([5, 7, 10, 19, 20, 21])}%: {money(rng)}",
         f"Total due: {money(rng)}",
-        f"IBAN: {rng.choice(['GB', 'DE', 'FR', 'IE'])}{rng.randint(10, 99)} {iban[:4]} {iban[4:8]} {iban[8:12]} {iban[12:]}",
+        f"IBAN: {rng.choice(['GB', 'DE', 'FR', 'IE'])}{rng.randint(10, 99)} "
+        f"{iban[:4]} {iban[4:8]} {iban[8:12]} {iban[12:]}",
         f"Payment terms: {rng.choice([14, 30, 60])} days net. Late fees ± {rng.randint(1, 5)}% per month.",
     ]
 
@@ -167,7 +170,8 @@ def invoice_footer(rng: random.Random) -> list[str]:
 def form_line(rng: random.Random) -> str:
     field = rng.choice(["Name", "Address", "Phone", "E-mail", "Date of birth", "Policy No.", "Signature",
                         "Tel.", "Ref.", "Claim ID", "Postcode", "Employer"])
-    value = rng.choice([person(rng), date(rng), ident(rng), f"+44 {rng.randint(1000, 9999)} {rng.randint(100000, 999999)}",
+    value = rng.choice([person(rng), date(rng), ident(rng),
+                        f"+44 {rng.randint(1000, 9999)} {rng.randint(100000, 999999)}",
                         f"{rng.choice(FIRST).lower()}.{rng.choice(LAST).lower()}@example.com".replace("'", ""),
                         f"{rng.randint(1, 99)} {rng.choice(STREETS)}", "____________"])
     box = rng.choice(["", "[x] ", "[ ] ", "§ "])

@@ -114,13 +114,15 @@ HELDOUT = [
 ]
 # System typeface families held out as a whole (every style), chosen across serif, sans,
 # mono and condensed faces. Every held-out (class, style) has a training counterpart (a test
-# checks): Roboto Slab, held out until 2026-12-01, trains now as the only other light serif. Common document faces (Latin Modern, TeX Gyre, Nimbus,
-# Liberation, Carlito) stay in training: a default model must read them.
+# checks): Roboto Slab, held out until 2026-12-01, trains now as the only other light serif.
+# Common document faces (Latin Modern, TeX Gyre, Nimbus, Liberation, Carlito) stay in
+# training: a default model must read them.
 HELDOUT_FAMILIES = {
     "PT Serif", "PT Serif Caption", "PT Sans", "PT Sans Caption", "PT Sans Narrow", "PT Mono",
     "Go", "Go Medium", "Go Mono", "Gentium Plus", "Gentium Book Plus", "Cantarell", "Oxygen-Sans",
     "Oxygen Mono", "Anonymous Pro", "Anonymous Pro Minus", "Linux Biolinum O",
-    "TeX Gyre Schola", "C059", "TeX Gyre Adventor", "URW Gothic", "URW Bookman", "TeX Gyre Bonum",  # design clones together
+    # design clones together
+    "TeX Gyre Schola", "C059", "TeX Gyre Adventor", "URW Gothic", "URW Bookman", "TeX Gyre Bonum",
     "Open Sans Condensed", "Inconsolata",
 }
 FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path("/usr/share/texmf/fonts/opentype"),

@@ -105,7 +105,8 @@ class _Layout:
         ncol = max(len(r) for r in all_rows)
         gap = max(8.0, size * 1.5)
         while True:
-            widths = [max(self.width(r[c], self.body, size) if c < len(r) else 0 for r in all_rows) for c in range(ncol)]
+            widths = [max(self.width(r[c], self.body, size) if c < len(r) else 0 for r in all_rows)
+                      for c in range(ncol)]
             if sum(widths) + gap * (ncol - 1) <= self.right - self.margin or size <= 5:
                 break
             size -= 0.5
@@ -181,7 +182,8 @@ def plan_page(rng: random.Random, fonts: list[str], styles: list[str], clean_fra
                 lay.line(ln)
             lay.gap(2.0)
     elif k == "form":
-        lay.line(rng.choice(["Application form", "Claim form B-12", "Registration", "Consent form"]), font=bold, size=head)
+        lay.line(rng.choice(["Application form", "Claim form B-12", "Registration", "Consent form"]),
+                 font=bold, size=head)
         while not lay.full:
             lay.line(C.form_line(rng))
     elif k == "code":

@@ -94,7 +94,8 @@ _TEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&
         "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
         "|": r"\textbar{}", "µ": r"\textmu{}", "°": r"\textdegree{}", "±": r"\textpm{}", "×": r"\texttimes{}",
         "·": r"\textperiodcentered{}", "€": r"\texteuro{}", "£": r"\pounds{}", "¥": r"\textyen{}", "§": r"\S{}",
-        "©": r"\textcopyright{}", "–": "--", "—": "---", "‘": "`", "’": "'", "“": "``", "”": "''", '"': r"\textquotedbl{}",
+        "©": r"\textcopyright{}", "–": "--", "—": "---", "‘": "`", "’": "'", "“": "``", "”": "''",
+        '"': r"\textquotedbl{}",
         "-": "-{}", "'": r"\textquotesingle{}", "`": r"\textasciigrave{}"}
 
 
@@ -117,7 +118,8 @@ def to_latex(blocks: list[Block], font: str, size: int = 10, rng: random.Random 
         elif b.kind == "table":
             ncol = max(len(r) for r in b.rows)
             rows = [" & ".join(tex_escape(c) for c in r + [""] * (ncol - len(r))) + r" \\" for r in b.rows]
-            body.append(r"\begin{center}\begin{tabular}{" + "l" * ncol + "}\n" + "\n".join(rows) + "\n\\end{tabular}\\end{center}")
+            body.append(r"\begin{center}\begin{tabular}{" + "l" * ncol + "}\n" + "\n".join(rows)
+                        + "\n\\end{tabular}\\end{center}")
         elif b.kind == "code":
             lines = "\n".join(r"\texttt{" + tex_escape(r[0]).replace(" ", r"\ ") + r"}\\" for r in b.rows)
             body.append(r"\noindent{\small" + "\n" + lines + "}\n")
@@ -201,11 +203,15 @@ def to_odt(blocks: list[Block], font: str, size: float = 10, rng: random.Random 
     page = rng.choice([("21cm", "29.7cm"), ("21.59cm", "27.94cm")])
     return f'''<?xml version="1.0" encoding="UTF-8"?>
 <office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
- xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
- xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0"
- xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.text">
+ xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" \
+xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" \
+xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0"
+ xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" office:version="1.3" \
+office:mimetype="application/vnd.oasis.opendocument.text">
 <office:font-face-decls><style:font-face style:name="Body" svg:font-family="&apos;{e(font)}&apos;"/>
-<style:font-face style:name="Mono" svg:font-family="&apos;{mono}&apos;" style:font-pitch="fixed"/></office:font-face-decls>
+<style:font-face style:name="Mono" svg:font-family="&apos;{mono}&apos;" style:font-pitch="fixed"/>\
+</office:font-face-decls>
 <office:automatic-styles><style:page-layout style:name="pm"><style:page-layout-properties fo:page-width="{page[0]}"
  fo:page-height="{page[1]}" fo:margin-top="2cm" fo:margin-bottom="2cm" fo:margin-left="{rng.choice(["2cm", "2.5cm"])}"
  fo:margin-right="2cm"/></style:page-layout>{styles}</office:automatic-styles>

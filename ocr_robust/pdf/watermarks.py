@@ -72,7 +72,8 @@ def plan_diagonal(rng: random.Random, page: Box, boxes: list[Box]) -> Params:
     font = rng.choice(["hebo", "tibo", "helv"])
     width_per_pt = pymupdf.get_text_length(word, fontname=font, fontsize=1)
     size = min(rng.uniform(0.5, 0.8) * diag / max(width_per_pt, 1e-3), 160)
-    centre = (rng.uniform(x0 + 0.35 * (x1 - x0), x0 + 0.65 * (x1 - x0)), rng.uniform(y0 + 0.35 * (y1 - y0), y0 + 0.65 * (y1 - y0)))
+    centre = (rng.uniform(x0 + 0.35 * (x1 - x0), x0 + 0.65 * (x1 - x0)),
+              rng.uniform(y0 + 0.35 * (y1 - y0), y0 + 0.65 * (y1 - y0)))
     return {"word": word, "angle": angle, "size": size, "font": font, "centre": centre,
             "colour": rng.choice(COLOURS), "opacity": rng.uniform(0.12, 0.35), "outline": rng.random() < 0.25}
 
@@ -147,7 +148,8 @@ def plan_band(rng: random.Random, page: Box, boxes: list[Box]) -> Params:
     bx = _pick_box(rng, boxes, page)
     h = rng.uniform(8, 60)
     cy = (bx[1] + bx[3]) / 2 + rng.uniform(-5, 5)
-    return {"y": cy - h / 2, "h": h, "x0": x0, "x1": x1, "angle": 0.0 if rng.random() < 0.6 else _signed_angle(rng, 3, 30),
+    return {"y": cy - h / 2, "h": h, "x0": x0, "x1": x1,
+            "angle": 0.0 if rng.random() < 0.6 else _signed_angle(rng, 3, 30),
             "grey": rng.uniform(0.3, 0.7), "opacity": rng.uniform(0.12, 0.4)}
 
 
@@ -218,7 +220,8 @@ def paint_logo(page: pymupdf.Page, p: Params) -> None:
             pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
         shape.draw_polyline(pts + [pts[0]])
     else:  # shield
-        pts = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + 0.2 * r), (cx, cy + r), (cx - r, cy + 0.2 * r), (cx - r, cy - r)]
+        pts = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + 0.2 * r), (cx, cy + r), (cx - r, cy + 0.2 * r),
+               (cx - r, cy - r)]
         shape.draw_polyline(pts)
     shape.finish(color=col, fill=col, width=p["width"], fill_opacity=op * 0.6, stroke_opacity=op, closePath=True)
     shape.commit()
@@ -285,7 +288,8 @@ def paint_header(page: pymupdf.Page, p: Params) -> None:
     x, y, size, col, op = p["x"], p["y"], p["size"], p["colour"], p["opacity"]
     if p["boxed"]:
         r = pymupdf.Rect(x - 4, y - size, x + p["width"] + 4, y + 0.35 * size)
-        page.draw_rect(r, color=col, width=1.2, stroke_opacity=op, morph=(pymupdf.Point(x, y), pymupdf.Matrix(-p["angle"])))
+        page.draw_rect(r, color=col, width=1.2, stroke_opacity=op,
+                       morph=(pymupdf.Point(x, y), pymupdf.Matrix(-p["angle"])))
     _text(page, (x, y), p["text"], size, p["angle"], col, op, font="hebo")
 
 
