@@ -1,5 +1,6 @@
 # make demo: set up, then the whole job end to end on the built-in synthetic corpus.
 # make test: set up, then the test suite. Both are idempotent.
+# make lint: ruff (pycodestyle, pyflakes, isort, pyupgrade, docstrings) and mypy, as pyproject.toml says.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -29,7 +30,7 @@ DOC_PKGS := texlive-latex-recommended-doc texlive-science-doc octave-doc gnuplot
 SYSTEM_PKGS := $(FONT_PKGS) $(ENGINE_PKGS) $(ANCHOR_PKGS) $(DOC_PKGS)
 SYSTEM_STAMP := $(VENV)/.system-$(shell echo $(SYSTEM_PKGS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup system test demo anchors bench-ingest bench-defences clean
+.PHONY: setup system test lint demo anchors bench-ingest bench-defences clean
 
 setup: $(STAMP) system
 
@@ -53,6 +54,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 demo: setup
 	$(PY) -m ocr_robust.demo --out $(DEMO)

@@ -18,6 +18,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -83,6 +84,7 @@ def saliency(model: torch.nn.Module, img: np.ndarray) -> tuple[np.ndarray, np.nd
         path = lp.argmax(-1)
         lp.gather(1, path[:, None]).sum().backward()
     model.train(was)
+    assert x.grad is not None  # set by the backward pass above
     g = x.grad[0, 0, :, : line.shape[1]].numpy()
     return line, np.maximum(g, 0), np.maximum(-g, 0)
 
@@ -131,33 +133,35 @@ def run_benchmark(suite: str | Path, models: list[str], compare: list[str] | Non
             say(f"benchmark: {a} skipped: {e}")
     conditions = [c for c in [*(c.name for c in CONDITIONS), TIGHT, NO_TEXT]
                   if c in desc["conditions"] and (not conditions or c in conditions)]
-    rows, speed, confusions = [], [], {e.name: Counter() for e in all_engines}
+    rows, speed = [], []
+    confusions: dict[str, Counter] = {e.name: Counter() for e in all_engines}
     misreads: dict[str, list] = {o.name: [] for o in ours}
     for cond in conditions:
         images, truths = _load(suite / cond, limit)
-        for e in all_engines:
-            cached = _cached(suite, desc, cond, e, len(images))
+        for eng in all_engines:
+            cached = _cached(suite, desc, cond, eng, len(images))
             t = time.perf_counter()
-            preds = cached["preds"] if cached else [normalise_reading(p) for p in e.read(images)]
+            preds = cached["preds"] if cached else [normalise_reading(p) for p in eng.read(images)]
             dt = cached["seconds"] if cached else time.perf_counter() - t
-            if e.kind == "anchor" and not cached:
-                _cache(suite, desc, cond, e, preds, dt)
+            if eng.kind == "anchor" and not cached:
+                _cache(suite, desc, cond, eng, preds, dt)
             s = Scores().update(preds, truths)
-            row = {"engine": e.name, "condition": cond, "lines": s.lines, "word_acc": s.word_acc,
+            row = {"engine": eng.name, "condition": cond, "lines": s.lines, "word_acc": s.word_acc,
                    "word_acc_caseless": s.word_acc_caseless, "cer": s.cer, "line_acc": s.line_acc,
                    "hallucination_rate": s.hallucination_rate if cond == NO_TEXT else None,
                    "lines_per_s": s.lines / dt if dt else None}
             rows.append(row)
-            say(f"  {cond:<17} {e.name:<28} " + (f"hallucination {100 * s.hallucination_rate:.2f}%" if cond == NO_TEXT
-                                                 else f"word acc {100 * s.word_acc:.2f}%  CER {100 * s.cer:.2f}%"))
+            say(f"  {cond:<17} {eng.name:<28} "
+                + (f"hallucination {100 * s.hallucination_rate:.2f}%" if cond == NO_TEXT
+                   else f"word acc {100 * s.word_acc:.2f}%  CER {100 * s.cer:.2f}%"))
             if cond == "clean":
-                speed.append({"engine": e.name, "lines": s.lines, "seconds": dt, "lines_per_s": s.lines / dt,
-                              "ms_per_line": 1000 * dt / max(1, s.lines), "how": e.how})
+                speed.append({"engine": eng.name, "lines": s.lines, "seconds": dt, "lines_per_s": s.lines / dt,
+                              "ms_per_line": 1000 * dt / max(1, s.lines), "how": eng.how})
             if cond != NO_TEXT:
-                confusions[e.name].update(confusion_counts(preds, truths))
-            if e.name in misreads and cond != "clean":
-                misreads[e.name] += [(cond, k, images[k], truths[k], preds[k]) for k in range(len(truths))
-                                     if preds[k] != truths[k]][:gallery]
+                confusions[eng.name].update(confusion_counts(preds, truths))
+            if eng.name in misreads and cond != "clean":
+                misreads[eng.name] += [(cond, k, images[k], truths[k], preds[k]) for k in range(len(truths))
+                                       if preds[k] != truths[k]][:gallery]
     attacks = []
     if attack_lines > 0 and "clean" in desc["conditions"]:
         from .adversarial.evaluate import attack_store
@@ -207,7 +211,7 @@ def _acc(rows, engine, cond, key="word_acc"):
 def claims(rows: list[dict], speed: list[dict], engines: list[Engine]) -> list[dict]:
     """The product's claims, checked against this run: met, NOT met, or not measurable."""
     out = []
-    ours = [e for e in engines if e.kind == "ours"]
+    ours = [cast(OursEngine, e) for e in engines if e.kind == "ours"]
     rt = [e.name for e in ours if getattr(e, "mode", "") == "realtime"]
     nat = [e.name for e in ours if getattr(e, "mode", "") == "natural"]
     anchors = [e.name for e in engines if e.kind == "anchor"]
@@ -231,10 +235,10 @@ def claims(rows: list[dict], speed: list[dict], engines: list[Engine]) -> list[d
                         "figures": {e.name: h}})
     pp = next((s for s in speed if s["engine"] == "pp-ocrv4"), None)
     for s in speed:
-        e = next(x for x in ours if x.name == s["engine"]) if any(x.name == s["engine"] for x in ours) else None
-        if e is not None and pp is not None:
+        o = next(x for x in ours if x.name == s["engine"]) if any(x.name == s["engine"] for x in ours) else None
+        if o is not None and pp is not None:
             ratio = s["lines_per_s"] / pp["lines_per_s"]
-            out.append({"claim": f"{e.name} ({e.rec.engine}) at least 5x faster per line than PP-OCRv4",
+            out.append({"claim": f"{o.name} ({o.rec.engine}) at least 5x faster per line than PP-OCRv4",
                         "met": ratio >= 5.0, "figures": {"speed_ratio": ratio}})
     return out
 
@@ -267,7 +271,7 @@ def plots(result: dict, out: Path) -> None:
                                if a["engine"] == name and a["attack"] == "pgd"]
         clean = next((a["clean_word_acc"] for a in result["attacks"] if a["engine"] == name), None)
         xs = [0.0] + [p[0] for p in pts[1:]]
-        ys = [clean] + [p[1] for p in pts[1:]]
+        ys: list[Any] = [clean] + [p[1] for p in pts[1:]]
         mode = next(a["mode"] for a in result["attacks"] if a["engine"] == name)
         ax.plot(xs, [100 * y for y in ys], marker="o", label=f"{name} ({mode})")
     ax.set_xlabel("PGD L-inf eps (x/255)")

@@ -8,10 +8,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ExportError, InputError
 from .inference import ENGINES, default_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _expand_pdfs(items: list[str]) -> list[str]:
@@ -248,7 +252,7 @@ def cmd_recognize(a: argparse.Namespace) -> int:
         print(f"ocr-robust recognize: {e}", file=sys.stderr)
         failed += 1
 
-    lines: list[tuple[str, object]] = []  # (path, image) of line images, read together in batches
+    lines: list[tuple[str, np.ndarray]] = []  # (path, image) of line images, read together in batches
     for item in inputs:
         is_pdf = item.lower().endswith(".pdf")
         try:

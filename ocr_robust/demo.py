@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .inference import DEFAULT_MODEL
 from .pdf.ingest import IngestConfig, format_summary, ingest
@@ -27,7 +28,7 @@ from .pdf.synth import SynthConfig, synthesize
 
 # How the demo trains (TrainConfig fields); benchmarks/bench_recipe.py compares changes to it.
 # One loader process prepares (crops, augments) the next batches while the model trains.
-RECIPE = {"model": "crnn-small", "batch_size": 32, "lr": 4e-3, "workers": 1}
+RECIPE: dict[str, Any] = {"model": "crnn-small", "batch_size": 32, "lr": 4e-3, "workers": 1}
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "benchmarks" / "corpus"
 REAL_SETS = ("clean", "clean-tight", "watermark", "lowres-jpeg", "watermark-lowres")  # the suite's targets

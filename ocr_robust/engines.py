@@ -141,7 +141,9 @@ class PPOCRv6Engine:
 
         self.ocr = RapidOCR(params={"Global.log_level": "warning"})
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        model = Path(importlib.util.find_spec("rapidocr").origin).parent / "models" / "PP-OCRv6_rec_small.onnx"
+        spec = importlib.util.find_spec("rapidocr")
+        assert spec is not None and spec.origin is not None  # imported above: a regular package
+        model = Path(spec.origin).parent / "models" / "PP-OCRv6_rec_small.onnx"
         if not model.is_file():
             raise RuntimeError(f"rapidocr has no {model.name} (expected inside the rapidocr==3.10.0 wheel)")
         self.how = ("PP-OCRv6 small recognition (PP-OCRv6_rec_small.onnx inside rapidocr 3.10.0, ONNX Runtime), "
@@ -151,7 +153,7 @@ class PPOCRv6Engine:
         out = []
         for im in images:
             r = self.ocr(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
-            out.append(" ".join(r.txts) if r.txts else "")
+            out.append(" ".join(r.txts) if r.txts else "")  # type: ignore[union-attr]  # rapidocr: a union
         return out
 
 

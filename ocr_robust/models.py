@@ -98,7 +98,7 @@ def build_model(name_or_cfg: str | ModelConfig | dict, num_classes: int | None =
         cfg = name_or_cfg
     if num_classes is not None:
         cfg.num_classes = num_classes
-    return CRNN(cfg).to(memory_format=torch.channels_last)
+    return CRNN(cfg).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
 
 
 def native_bf16(device: torch.device) -> bool:

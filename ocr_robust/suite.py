@@ -24,8 +24,10 @@ import hashlib
 import json
 import random
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -83,7 +85,7 @@ def watermark_copy(src: str | Path, dst: Path, seed: int, max_pages: int = 0) ->
     doc = pymupdf.open(str(src))
     out = pymupdf.open()
     marked = set(select_pages(dst.name, doc.page_count, max_pages, seed))
-    for pno, page in enumerate(doc):
+    for pno, page in enumerate(cast("Iterable[pymupdf.Page]", doc)):  # iterates by __getitem__
         if pno not in marked:
             out.insert_pdf(doc, from_page=pno, to_page=pno)
             continue

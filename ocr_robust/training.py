@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -188,7 +188,7 @@ def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size
 
 
 def _np_state() -> dict:
-    _, keys, pos, has_gauss, cached = np.random.get_state()
+    _, keys, pos, has_gauss, cached = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
             "cached": float(cached)}
 
@@ -245,6 +245,8 @@ class Trainer:
         aug = _Chain(steps) if steps else None
         full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, transform=aug, crop=cfg.crop)
         self.problems = list(full.problems)
+        self.train_ds: LineDataset | Subset
+        self.val_ds: LineDataset | Subset
         if cfg.val:
             self.train_ds = full
             self.val_ds = LineDataset.open(cfg.val, self.charset, max_width=cfg.max_width, crop=cfg.crop)
@@ -261,10 +263,11 @@ class Trainer:
         widths = full.widths()
         if isinstance(self.train_ds, Subset):
             widths = [widths[i] for i in self.train_ds.indices]
-            self._position = {idx: pos for pos, idx in enumerate(self.train_ds.indices)}
+            self._position: dict[int, int] | None = {idx: pos for pos, idx in enumerate(self.train_ds.indices)}
         else:
             self._position = None
         kind = cfg.sampler if cfg.sampler != "auto" else ("hard" if cfg.mode == "realtime" else "bucket")
+        self.sampler: HardExampleSampler | BucketBatchSampler
         if kind == "hard":
             self.sampler = HardExampleSampler(widths, cfg.batch_size, seed=cfg.seed, extra=cfg.hard_extra)
         elif kind == "bucket":
@@ -296,6 +299,7 @@ class Trainer:
         self.best_loss = math.inf
         self.since_loss = self.since_val = 0  # epochs without improvement
         self.bad_steps = 0  # non-finite steps skipped in total
+        self._bad_in_row = 0  # non-finite steps in a row (fit() resets it)
 
     def _progress(self, step: int) -> float:
         """Share of the schedule done: by steps, or by training time when that runs out first
@@ -445,7 +449,7 @@ class Trainer:
                 self._bad_in_row = 0
                 self.opt.step()
             self.sched.step()
-        if feedback and "sample_loss" in stats:
+        if isinstance(self.sampler, HardExampleSampler) and "sample_loss" in stats:  # feedback
             idx = batch["indices"].tolist()
             pos = [(self._position.get(i, -1) if self._position is not None else i) if i >= 0 else -1 for i in idx]
             self.sampler.update(pos, stats["sample_loss"], stats["sample_correct"])
@@ -518,7 +522,8 @@ class Trainer:
                 # and a resumed epoch (one more loader) would then train with other dropout masks
                 loader = DataLoader(self.train_ds, batch_sampler=todo, collate_fn=collate, num_workers=self.cfg.workers,
                                     generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch))
-                t0, lines, losses, sums = time.perf_counter(), 0, [], {}
+                t0, lines, losses = time.perf_counter(), 0, []
+                sums: dict[str, float] = {}
                 bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
                            disable=not self.progress, total=len(todo))
                 for batch in bar:

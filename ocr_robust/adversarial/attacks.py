@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import random
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -103,6 +104,7 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
         if stop_texts is not None:
             hit = torch.tensor([a == b for a, b in zip(read_texts(logp, widths, charset), stop_texts)],
                                device=x.device)
+            assert success is not None  # made above when stop_texts is given
             success |= hit & active
             active &= ~hit
         if k == steps or not active.any():
@@ -124,17 +126,17 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     return AttackResult(x_adv, loss.detach(), taken, success, texts)
 
 
-def fgsm(model, x, widths, targets, target_lengths, eps: float, norm: str = "linf", **kw) -> AttackResult:
+def fgsm(model, x, widths, targets, target_lengths, eps: float | None, norm: str = "linf", **kw) -> AttackResult:
     """One step of size ``eps`` up the true-label loss (Goodfellow et al. 2015)."""
     return perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=1, step_size=eps, **kw)
 
 
-def pgd(model, x, widths, targets, target_lengths, eps: float, norm: str = "linf", steps: int = 10,
+def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str = "linf", steps: int = 10,
         step_size: float | None = None, random_start: bool = True, restarts: int = 1, **kw) -> AttackResult:
     """Projected gradient ascent on the true-label loss (Madry et al. 2018); with
     ``restarts`` the run that gives each line the highest loss is kept. The default step is
     2.5 eps / steps, Madry's choice."""
-    step_size = step_size if step_size is not None else 2.5 * eps / max(1, steps)
+    step_size = step_size if step_size is not None else 2.5 * cast(float, eps) / max(1, steps)
     best: AttackResult | None = None
     for _ in range(max(1, restarts)):
         r = perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=steps, step_size=step_size,

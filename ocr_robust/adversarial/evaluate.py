@@ -21,7 +21,7 @@ from .report import AttackedLine, write_page
 ATTACKS = ("fgsm", "pgd", "confusable")
 
 
-def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: float | str = "4/255",
+def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: float | str | None = "4/255",
                  norm: str = "linf", steps: int = 10, step_size: float | str | None = None, restarts: int = 1,
                  limit: int | None = None, batch_size: int = 32, seed: int = 0, device: str | torch.device = "cpu",
                  examples: Path | None = None, n_examples: int = 16, clean: Scores | None = None,
@@ -42,7 +42,8 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     confuser = TextConfuser(ConfusableTable.load("confusables", charset), charset)
     gen = torch.Generator().manual_seed(seed)
     robust, base = Scores(), Scores()
-    successes, kept = 0, []
+    successes = 0
+    kept: list[AttackedLine] = []
     t0 = time.perf_counter()
     with model_state(model, train=False):
         for bi, batch in enumerate(loader):
@@ -59,6 +60,7 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                 confused = seeded_confusions(batch["texts"], confuser, f"{seed}:{bi}")
                 r = confusable_attack(model, x, batch["widths"], confused, charset, eps=eps_v, norm=norm, steps=steps,
                                       step_size=step_v)
+                assert r.success is not None  # a targeted attack with stop texts
                 successes += int(r.success.sum())
             with torch.no_grad():
                 clean_reads = read_texts(model(x), batch["widths"], charset)

@@ -15,7 +15,7 @@ Budgets are in 0..1 image units (``eps: 4/255``); the perturbation lives in the 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -89,7 +89,8 @@ class RealtimeMode:
         self.norm, self.eps = _norm(norm), parse_eps(eps)
         self.layer = AdversarialLayer(self.norm, self.eps)
         self.table_name = confusables
-        self.confuse_opts = {"rate": float(confuse_rate), "max_subs": int(max_subs), "fallback": fallback}
+        self.confuse_opts: dict[str, Any] = {"rate": float(confuse_rate), "max_subs": int(max_subs),
+                                             "fallback": fallback}
         self.adv_optimizer, self.adv_lr, self.adv_momentum = adv_optimizer, float(adv_lr), float(adv_momentum)
         self.max_inner_steps = int(max_inner_steps)
         self.plateau_tol, self.plateau_patience = float(plateau_tol), int(plateau_patience)
@@ -163,6 +164,7 @@ class RealtimeMode:
             if p.grad is not None:
                 p.grad.div_(total)
         pert = (self.layer(b.x) - b.x).detach().abs()
+        assert prev_l2 is not None  # the loop ran at least once (max_inner_steps >= 1)
         stats = {"loss": float(first["l1"].mean()), "adv_success": float(success.float().mean()),
                  "inner_steps": float(used.mean()), "l2_confused": float(prev_l2.mean()),
                  "delta_linf": float(pert.flatten(1).amax(1).mean() / 255.0)}
@@ -172,9 +174,11 @@ class RealtimeMode:
 class _BoundedAttackMode:
     """Shared options of the attack-based baselines: budget and PGD settings."""
 
+    name: str  # set by each mode
+
     def __init__(self, eps: str | float = "4/255", norm: str = "linf", steps: int = 5,
                  step_size: str | float | None = None):
-        self.eps = parse_eps(eps)
+        self.eps = cast(float, parse_eps(eps))  # these modes need a budget: None (from "") fails later
         self.norm = _norm(norm) or "linf"
         self.steps = int(steps)
         self.step_size = parse_eps(step_size)
@@ -240,6 +244,7 @@ class FreeATMode(_BoundedAttackMode):
         losses.mean().backward(inputs=params + [delta])
         with torch.no_grad():
             step = self.step_size if self.step_size is not None else self.eps
+            assert delta.grad is not None  # the backward above reached delta
             d = delta.detach() + to_pixels(step) * delta.grad.sign()
             self.delta = project_(d, b.x, self.norm, to_pixels(self.eps), width_mask(b.x, b.widths))
         return per_sample({"loss": float(losses.detach().mean())}, losses, logp, batch, ctx)

@@ -100,6 +100,7 @@ class AdversarialLayer(nn.Module):
         return (x + self.delta).clamp(0, PIXEL_MAX)
 
     def project(self) -> None:
+        assert self.delta is not None and self._x is not None  # set by reset()
         project_(self.delta.data, self._x, self.norm, to_pixels(self.eps) if self.eps is not None else None,
                  self._mask)
 

@@ -14,13 +14,14 @@ import html
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from ..data.dataset import BucketBatchSampler, collate
+from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from .attacks import confusable_attack, model_state, read_texts
 
 DEFAULT_VAL_ATTACK = {"eps": 8 / 255, "norm": "linf", "steps": 10, "rule": "sign", "step_size": 2 / 255}
@@ -49,7 +50,7 @@ class AttackedLine:
 
 def _widths(ds) -> list[int]:
     if isinstance(ds, Subset):
-        w = ds.dataset.widths()
+        w = cast(LineDataset, ds.dataset).widths()
         return [w[i] for i in ds.indices]
     return ds.widths()
 
@@ -64,7 +65,8 @@ def attack_validation(model, ds, charset, confuser, device, attack: dict | None 
     widths = _widths(ds)[:n]
     loader = DataLoader(sub, batch_sampler=BucketBatchSampler(widths, batch_size, shuffle=False), collate_fn=collate)
     rng = random.Random(f"{seed}:val-attack")
-    easy, total, kept = 0, 0, []
+    easy, total = 0, 0
+    kept: list[AttackedLine] = []
     with model_state(model, train=False):
         for batch in loader:
             x = batch["images"].to(device)

@@ -54,7 +54,7 @@ def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind
         return img
     if kind == "watermark":  # a thin band through huge letters or a stamp ring
         big_h = h * int(rng.integers(4, 9))
-        big = np.full((big_h, w + 2 * big_h), 255, np.uint8)
+        big: np.ndarray = np.full((big_h, w + 2 * big_h), 255, np.uint8)
         if rng.random() < 0.5:
             text = "".join(chr(int(rng.integers(65, 91))) for _ in range(int(rng.integers(3, 9))))
             scale = big_h / 30

@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 from ..errors import InputError
 
@@ -120,7 +120,7 @@ class FolderStore:
 
 
 # py-lmdb allows one open environment per path and process: read-only ones are shared.
-_READ_ENVS: dict[str, object] = {}
+_READ_ENVS: dict[str, Any] = {}
 
 
 def _read_env(path: Path):
@@ -189,7 +189,7 @@ class LmdbStore:
         return {"path": self.path}
 
     def __setstate__(self, state):
-        self.__init__(state["path"])
+        LmdbStore.__init__(self, state["path"])
 
 
 class ConcatStore:
@@ -325,7 +325,7 @@ def open_writer(path: str | Path, lmdb: bool) -> "FolderWriter | LmdbWriter":
     return LmdbWriter(path) if lmdb else FolderWriter(path)
 
 
-def iter_store(store: "FolderStore | LmdbStore") -> Iterator[tuple[str, str, bytes]]:
+def iter_store(store: "FolderStore | LmdbStore | ConcatStore") -> Iterator[tuple[str, str, bytes]]:
     for i in range(len(store)):
         yield store.name(i), store.text(i), store.image_bytes(i)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -97,7 +98,7 @@ def degrade_page(img: np.ndarray, degs: list[Degradation], rng: np.random.Genera
             img[sp > 0.9995] = 255
         elif d.name == "jpeg":
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(round(min(max(v, 1), 100)))])
-            img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+            img = cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))  # just encoded: decodes
     return img, applied, affine
 
 

@@ -19,6 +19,7 @@ import re
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -215,7 +216,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
                      "files_failed": files_failed, "pages": len(tasks), "pages_ok": 0, "pages_failed": {},
                      "page_failures": [], "lines": 0, "lines_skipped": {}, "skipped_chars": {},
                     "watermarked_pages": {}}
-    skipped, skipped_chars, marked = Counter(), Counter(), Counter()
+    skipped: Counter[str] = Counter()
+    skipped_chars: Counter[str] = Counter()
+    marked: Counter[str] = Counter()
     text_pages: Counter = Counter()
     seen_pages: Counter = Counter()
     page_errors: dict[str, list[dict]] = {}
@@ -223,7 +226,7 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     bar = tqdm(total=len(tasks), desc="ingest", unit="page", disable=not progress)
     with open_writer(cfg.out, cfg.lmdb) as writer:
         if workers == 1:
-            results = map(process_page, tasks)
+            results: Iterator[PageResult] = map(process_page, tasks)
             pool = None
         else:
             pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),

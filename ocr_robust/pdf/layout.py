@@ -21,8 +21,8 @@ import numpy as np
 import pymupdf
 
 # Direction (rounded) -> cv2 rotation that makes the crop read left to right.
-ROTATE = {(1, 0): None, (0, -1): cv2.ROTATE_90_CLOCKWISE, (0, 1): cv2.ROTATE_90_COUNTERCLOCKWISE,
-          (-1, 0): cv2.ROTATE_180}
+ROTATE: dict[tuple[float, float], int | None] = {(1, 0): None, (0, -1): cv2.ROTATE_90_CLOCKWISE,
+                                                 (0, 1): cv2.ROTATE_90_COUNTERCLOCKWISE, (-1, 0): cv2.ROTATE_180}
 
 
 class PageError(Exception):
@@ -75,7 +75,8 @@ def text_lines(page: pymupdf.Page, min_alpha: int = 240) -> tuple[list[TextLine]
 
 
 def _opaque_runs(spans: list[dict], min_alpha: int) -> list[list[dict]]:
-    runs, cur = [], []
+    runs: list[list[dict]] = []
+    cur: list[dict] = []
     for span in spans:
         if span.get("alpha", 255) < min_alpha:
             if cur:
@@ -109,8 +110,9 @@ def crop_line(img: np.ndarray, line: TextLine, scale: float, margin: float, min_
     if min(X1 - X0, Y1 - Y0) < min_px:
         return None
     crop = img[Y0:Y1, X0:X1]
-    if ROTATE[line.direction] is not None:
-        crop = cv2.rotate(crop, ROTATE[line.direction])
+    rotation = ROTATE[line.direction]
+    if rotation is not None:
+        crop = cv2.rotate(crop, rotation)
     return np.ascontiguousarray(crop), (X0, Y0, X1, Y1)
 
 

@@ -12,6 +12,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 from tqdm import tqdm
@@ -248,7 +249,7 @@ def synthesize(cfg: SynthConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     n_docs = (cfg.pages + cfg.pages_per_doc - 1) // cfg.pages_per_doc
-    records = []
+    records: list[dict[str, Any]] = []
     bar = tqdm(total=cfg.pages, desc="synth", unit="page", disable=not progress)
     done = 0
     for d in range(n_docs):
