@@ -18,6 +18,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
+__all__ = ["MIN_SIDE", "line_augmenter", "Augment"]
+
 MIN_SIDE = 8  # pixels; down-scaling a thinner image by 0.3 leaves nothing (OpenCV refuses an empty size)
 
 

@@ -13,6 +13,8 @@ from .images import decode_grey
 from .inference import Recognizer
 from .metrics import Scores
 
+__all__ = ["StoreReading", "read_store", "bench", "format_table"]
+
 
 @dataclass
 class StoreReading:

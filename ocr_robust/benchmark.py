@@ -32,6 +32,8 @@ from .metrics import Scores, confusion_counts
 from .runs import read_metrics
 from .suite import CONDITIONS, NO_TEXT, TIGHT, load_suite
 
+__all__ = ["EPS", "DEGRADED", "CACHE", "saliency", "run_benchmark", "claims", "plots", "markdown", "page"]
+
 EPS = ("1/255", "2/255", "4/255", "8/255")
 DEGRADED = [c.name for c in CONDITIONS if c.name != "clean"] + [TIGHT]
 CACHE = "anchor-readings"  # a suite's folder of anchor readings, reused while the lines and the engine are the same

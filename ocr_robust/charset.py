@@ -18,6 +18,9 @@ from pathlib import Path
 
 from .errors import InputError
 
+__all__ = ["BLANK", "charsets_dir", "resolve_data_file", "Charset", "Confusion", "ConfusableTable",
+           "apply_substitutions"]
+
 BLANK = 0
 
 

@@ -17,6 +17,10 @@ from .inference import ENGINES, default_model
 if TYPE_CHECKING:
     import numpy as np
 
+__all__ = ["cmd_synth", "cmd_ingest", "cmd_convert", "cmd_models", "parse_options", "cmd_train", "cmd_attack",
+           "cmd_bench", "cmd_export", "IMAGE_EXTS", "cmd_recognize", "cmd_serve", "cmd_benchmark", "build_parser",
+           "main"]
+
 
 def _expand_pdfs(items: list[str]) -> list[str]:
     """PDF paths from files, folders (their *.pdf, recursively), glob patterns and ``@LIST``

@@ -19,6 +19,8 @@ import numpy as np
 
 from .charset import BLANK, Charset
 
+__all__ = ["NEG_INF", "Decoded", "greedy_ids", "greedy", "greedy_batch", "beam_search", "apply_lexicon", "decode"]
+
 NEG_INF = -math.inf
 
 

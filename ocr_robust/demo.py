@@ -26,6 +26,8 @@ from .inference import DEFAULT_MODEL
 from .pdf.ingest import IngestConfig, format_summary, ingest
 from .pdf.synth import SynthConfig, synthesize
 
+__all__ = ["RECIPE", "ROOT", "CORPUS", "REAL_SETS", "Stages", "main"]
+
 # How the demo trains (TrainConfig fields); benchmarks/bench_recipe.py compares changes to it.
 # One loader process prepares (crops, augments) the next batches while the model trains.
 RECIPE: dict[str, Any] = {"model": "crnn-small", "batch_size": 32, "lr": 4e-3, "workers": 1}

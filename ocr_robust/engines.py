@@ -31,6 +31,9 @@ import numpy as np
 
 from .pdf.ingest import normalise_text
 
+__all__ = ["ANCHORS", "normalise_reading", "Engine", "OursEngine", "TesseractEngine", "PPOCREngine", "PPOCRv6Engine",
+           "anchor"]
+
 ANCHORS = ("tesseract", "ppocr", "ppocrv6")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["InputError", "ExportError"]
+
 
 class InputError(Exception):
     """Bad user input: a file that cannot be used, with where and why.

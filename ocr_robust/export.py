@@ -44,6 +44,8 @@ from .runs import (
     save_weights,
 )
 
+__all__ = ["OPSET", "PARITY_ATOL", "PARITY_RTOL", "INT8_MIN_AGREEMENT", "FORMATS", "export", "quantize_int8"]
+
 OPSET = 17
 # Allowed |logprob difference| between an fp32 export and PyTorch: PARITY_ATOL + PARITY_RTOL * |logprob|.
 # The relative part is for unlikely classes: float32 kernels that sum in another order drift

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from .models import CRNN
 
+__all__ = ["ctc_per_line", "ctc_loss", "encode_targets", "frame_kl"]
+
 
 def ctc_per_line(logp: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
                  widths: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import editdistance
 
+__all__ = ["aligned_matches", "Scores", "score", "char_substitutions", "confusion_counts"]
+
 
 def aligned_matches(pred: list[str], truth: list[str]) -> int:
     """Number of truth tokens matched (equal and aligned) in a minimum edit-distance

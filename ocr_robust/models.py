@@ -25,6 +25,9 @@ import torch.nn as nn
 
 from .images import HEIGHT, PIXEL_MAX, output_frames
 
+__all__ = ["ModelConfig", "REGISTRY", "conv_bn", "CRNN", "build_model", "native_bf16", "autocast", "count_params",
+           "forward_flops"]
+
 
 @dataclass
 class ModelConfig:

@@ -33,6 +33,8 @@ from .data.store import image_size
 from .errors import InputError
 from .images import decode_grey
 
+__all__ = ["ENV_SETTINGS", "Limits", "Settings", "MicroBatcher", "BodyLimit", "create_app", "app_from_env", "serve"]
+
 ENV_SETTINGS = "OCR_ROBUST_SERVE"  # JSON settings for worker processes (uvicorn --workers)
 
 

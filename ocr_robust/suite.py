@@ -41,6 +41,10 @@ from .pdf.layout import render, text_lines
 from .pdf.synth import SynthConfig, synthesize
 from .pdf.watermarks import HELDOUT_STYLES, marked_copy, plan_marks
 
+__all__ = ["SUITE_VERSION", "LOWRES", "SCAN", "Condition", "CONDITIONS", "TIGHT", "TIGHT_WHAT", "NO_TEXT",
+           "NO_TEXT_WHAT", "FROM_PDF_SMALL_DPI", "watermark_copy", "no_text_crops", "tight_copy", "build_suite",
+           "load_suite"]
+
 SUITE_VERSION = 2  # 2: marks painted in their layers; --max-pages/--max-lines; clean-tight
 LOWRES = "downscale:0.48-0.67,jpeg:30-50"  # 150 dpi area-downscaled to 72-100 dpi and back; JPEG 30-50
 SCAN = "rotate:-0.5-0.5,skew:-0.01-0.01,shade:0.1-0.35,blur:0.6-1.2,noise:4-10"

@@ -16,7 +16,6 @@ from ocr_robust.adversarial.confusion import (
     confuse_segmentation,
     random_edit,
 )
-from ocr_robust.adversarial.modes import RealtimeMode
 from ocr_robust.adversarial.perturb import AdversarialLayer, parse_eps
 from ocr_robust.charset import Charset, ConfusableTable
 from ocr_robust.cli import main
@@ -26,6 +25,7 @@ from ocr_robust.data.sampler import HardExampleSampler
 from ocr_robust.losses import ctc_per_line
 from ocr_robust.models import build_model
 from ocr_robust.training import MODES, StepContext, TrainConfig, Trainer
+from ocr_robust.training.modes.realtime import RealtimeMode
 
 CS = Charset.load("latin")
 TABLE = ConfusableTable.load("confusables", CS)
@@ -361,8 +361,9 @@ def test_sigterm_finishes_the_step_saves_and_resume_continues(small_store, tmp_p
     import signal
 
     from ocr_robust import training
+    from ocr_robust.training.modes.natural import NaturalMode
 
-    class SelfSignalling(training.NaturalMode):
+    class SelfSignalling(NaturalMode):
         name = "self-signalling"
 
         def step(self, model, batch, ctx):
@@ -380,6 +381,6 @@ def test_sigterm_finishes_the_step_saves_and_resume_continues(small_store, tmp_p
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
     t2 = Trainer(cfg, progress=False)
     assert t2.resume() and t2.step == 2
-    monkeypatch.setitem(training.MODES, "self-signalling", training.NaturalMode)
-    t2.mode = training.NaturalMode()
+    monkeypatch.setitem(training.MODES, "self-signalling", NaturalMode)
+    t2.mode = NaturalMode()
     assert t2.fit()["stopped"] == "epochs" and t2.epoch == 2

@@ -2,3 +2,5 @@
 confusable-character targets (``modes.RealtimeMode``), the baseline defences, the
 perturbation layer (``perturb``), label confusion (``confusion``), white-box attacks
 (``attacks``, ``evaluate``) and the epoch-end validation attack pages (``report``)."""
+
+__all__: list[str] = []

@@ -26,6 +26,9 @@ from ..losses import ctc_per_line, encode_targets
 from ..models import CRNN, autocast
 from .perturb import project_, to_pixels, width_mask
 
+__all__ = ["model_state", "AttackResult", "read_texts", "perturb", "fgsm", "pgd", "confusable_attack",
+           "seeded_confusions"]
+
 
 @contextlib.contextmanager
 def model_state(model: torch.nn.Module, train: bool = False):

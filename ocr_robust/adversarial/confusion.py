@@ -20,6 +20,8 @@ import torch
 
 from ..charset import Charset, ConfusableTable, apply_substitutions
 
+__all__ = ["TextConfuser", "random_edit", "confuse_class", "confuse_multilabel", "derangement", "confuse_segmentation"]
+
 
 @dataclass
 class TextConfuser:

@@ -18,6 +18,8 @@ from .confusion import TextConfuser
 from .perturb import parse_eps
 from .report import AttackedLine, write_page
 
+__all__ = ["ATTACKS", "attack_store", "format_rows"]
+
 ATTACKS = ("fgsm", "pgd", "confusable")
 
 

@@ -18,6 +18,8 @@ import torch.nn as nn
 
 from ..images import PIXEL_MAX
 
+__all__ = ["NORMS", "parse_eps", "to_pixels", "width_mask", "project_", "AdversarialLayer", "make_adv_optimizer"]
+
 NORMS = ("linf", "l2")
 
 

@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader, Subset
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from .attacks import confusable_attack, model_state, read_texts
 
+__all__ = ["DEFAULT_VAL_ATTACK", "AttackedLine", "attack_validation", "amplified", "write_page"]
+
 DEFAULT_VAL_ATTACK = {"eps": 8 / 255, "norm": "linf", "steps": 10, "rule": "sign", "step_size": 2 / 255}
 
 

@@ -21,6 +21,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+__all__ = ["MARGIN", "MIN_CONTRAST", "CROP_MODES", "ink_mask", "ink_band", "normalise_crop", "normalise_crops",
+           "CropJitter"]
+
 MARGIN = 0.25  # normalised margin, as a share of the ink band's height, each side
 MIN_CONTRAST = 40  # grey levels between ink and paper below which a crop is left as it is
 CROP_MODES = ("none", "ink")

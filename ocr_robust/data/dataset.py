@@ -16,6 +16,9 @@ from ..images import HEIGHT, decode_grey, pad_batch, resize_to_height
 from .crop import CROP_MODES, normalise_crop
 from .store import ConcatStore, FolderStore, LmdbStore, image_size, open_store
 
+__all__ = ["LineDataset", "collate", "BucketBatchSampler"]
+
+
 @dataclass
 class LineDataset(Dataset):
     """Samples of a folder or LMDB line store: ``{"image": uint8 H x W, "text", "target", "index"}``.

@@ -15,6 +15,8 @@ import torch
 
 from ..images import HEIGHT
 
+__all__ = ["KINDS", "make_notext", "add_notext"]
+
 KINDS = ("noise", "solid", "shapes", "watermark")
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+__all__ = ["HardExampleSampler"]
+
 
 class HardExampleSampler(Sampler[list[int]]):
     def __init__(self, widths: Sequence[int], batch_size: int, seed: int = 0, extra: float = 0.25,

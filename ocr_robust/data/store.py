@@ -18,6 +18,10 @@ from typing import Any, Iterator, Protocol
 
 from ..errors import InputError
 
+__all__ = ["LABELS", "LMDB_MAP_SIZE", "Sample", "LineStore", "is_lmdb", "STORES", "open_store", "FolderStore",
+           "LmdbStore", "ConcatStore", "FolderWriter", "LmdbWriter", "open_writer", "iter_store", "convert",
+           "image_ext", "image_size"]
+
 LABELS = "labels.tsv"
 LMDB_MAP_SIZE = 1 << 36  # 64 GiB of address space; the file grows only as data is written
 

@@ -10,6 +10,11 @@ import random
 import re
 import string
 
+__all__ = ["LAB_TESTS", "QUALITATIVE", "LAB_NAMES", "FIRST", "LAST", "DOCTORS", "COMPANIES", "ITEMS", "STREETS",
+           "CITIES", "PROSE_WORDS", "CODE_LINES", "person", "date", "ident", "money", "lab_row", "lab_header",
+           "lab_footer", "invoice_header", "invoice_row", "invoice_footer", "form_line", "sentence", "paragraph",
+           "IDENTIFIERS", "code_line", "wrap"]
+
 LAB_TESTS = [
     # name, unit, low, high, decimals
     ("Ferritin", "ng/mL", 30, 400, 1), ("Haemoglobin", "g/dL", 12.0, 17.5, 1),

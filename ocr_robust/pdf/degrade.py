@@ -16,6 +16,8 @@ from typing import cast
 import cv2
 import numpy as np
 
+__all__ = ["DEGRADATIONS", "ORDER", "Degradation", "parse_degrade", "degrade_page"]
+
 # name: (default range, meaning)
 DEGRADATIONS: dict[str, tuple[tuple[float, float], str]] = {
     "rotate": ((-0.8, 0.8), "rotation of the page in degrees (a scanner's misplaced sheet)"),

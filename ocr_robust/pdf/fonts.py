@@ -28,6 +28,9 @@ import pymupdf
 from .select import resolve_names
 from .sfnt import read_sfnt
 
+__all__ = ["FontFace", "HELDOUT", "HELDOUT_FAMILIES", "FONT_DIRS", "font_dirs", "classify", "face_from_file",
+           "system_faces", "all_faces", "is_heldout", "font_lists", "resolve_fonts", "load_font", "text_width"]
+
 
 @dataclass(frozen=True)
 class FontFace:

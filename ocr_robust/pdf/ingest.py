@@ -37,6 +37,9 @@ from .degrade import degrade_page, parse_degrade
 from .layout import PageError, crop_line, render, text_lines
 from .watermarks import marked_copy, plan_marks, resolve_styles
 
+__all__ = ["AUTO_PARALLEL_PAGES", "NORMALISE", "normalise_text", "IngestConfig", "PageResult", "process_page",
+           "select_pages", "check_document", "ingest", "format_summary"]
+
 AUTO_PARALLEL_PAGES = 24  # with --workers 0, fewer pages than this are ingested in-process
 
 # Characters the text layer may hold that read as something in the charset.

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import pymupdf
 
+__all__ = ["ROTATE", "PageError", "TextLine", "render", "text_lines", "crop_line", "same_line", "segment_lines"]
+
 # Direction (rounded) -> cv2 rotation that makes the crop read left to right.
 ROTATE: dict[tuple[float, float], int | None] = {(1, 0): None, (0, -1): cv2.ROTATE_90_CLOCKWISE,
                                                  (0, 1): cv2.ROTATE_90_COUNTERCLOCKWISE, (-1, 0): cv2.ROTATE_180}

@@ -23,6 +23,9 @@ from ..errors import InputError
 from .ingest import check_document
 from .layout import PageError, crop_line, render, segment_lines, text_lines
 
+__all__ = ["DPI", "MAX_PAGE_PIXELS", "PageReading", "open_pdf", "fill", "page_image_lines", "read_page_image",
+           "pdf_page_lines", "read_pdf_pages"]
+
 DPI = 150
 MAX_PAGE_PIXELS = 60_000_000
 

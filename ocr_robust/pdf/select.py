@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+__all__ = ["resolve_names"]
+
 
 def resolve_names(spec: str | Iterable[str], items: Iterable[str], lists: Mapping[str, list[str]], what: str,
                   allow_empty: bool = False) -> list[str]:

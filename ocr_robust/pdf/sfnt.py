@@ -7,6 +7,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+__all__ = ["SfntInfo", "read_sfnt"]
+
 
 @dataclass(frozen=True)
 class SfntInfo:

@@ -21,6 +21,9 @@ from . import content as C
 from .fonts import all_faces, load_font, resolve_fonts, text_width
 from .watermarks import paint_layer, plan_marks, resolve_styles
 
+__all__ = ["PAPER", "SIZES", "SIZE_WEIGHTS", "KINDS", "INKS", "TextItem", "PageSpec", "parse_sizes", "plan_page",
+           "draw_page", "SynthConfig", "synthesize"]
+
 PAPER = {"a4": (595.0, 842.0), "letter": (612.0, 792.0)}
 SIZES = [5, 5.5, 6, 6.5, 7, 7.5, 8, 9, 10, 11, 12, 14]
 SIZE_WEIGHTS = [2, 1, 2, 1, 2, 1, 3, 3, 3, 2, 2, 1]

@@ -26,6 +26,9 @@ from pathlib import Path
 from . import content as C
 from .fonts import HELDOUT_FAMILIES, all_faces
 
+__all__ = ["ENGINES", "TIMEOUT_S", "LATEX_FONTS", "Block", "plan_document", "engine_fonts", "tex_escape", "to_latex",
+           "to_html", "to_odt", "available_engines", "typeset", "typeset_corpus"]
+
 ENGINES = ("latex", "office", "html")
 TIMEOUT_S = 120  # one engine call; a document that takes longer is reported and skipped
 

@@ -20,6 +20,12 @@ import pymupdf
 
 from .select import resolve_names
 
+__all__ = ["Box", "Params", "WM_WORDS", "STAMP_WORDS", "GREYS", "COLOURS", "REDS", "STAMP_INKS", "SEAL_WORDS", "MONTHS",
+           "NOTES", "PENS", "plan_diagonal", "plan_tiled", "plan_logo", "plan_stamp", "plan_seal", "plan_notes",
+           "plan_band", "plan_header", "plan_strokes", "paint_diagonal", "paint_tiled", "paint_logo", "paint_stamp",
+           "paint_seal", "paint_notes", "paint_band", "paint_header", "paint_strokes", "STYLES", "HELDOUT_STYLES",
+           "style_lists", "resolve_styles", "plan_marks", "paint_layer", "marked_copy"]
+
 Box = tuple[float, float, float, float]
 Params = dict[str, Any]
 

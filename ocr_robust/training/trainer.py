@@ -1,14 +1,11 @@
-"""The Trainer, training modes (pluggable strategies), checkpoints and validation.
-
-A training mode is one object with ``step(model, batch, ctx) -> stats``: it computes the
-gradients of the model's weights for one batch (it may run several forwards, as the
-adversarial modes do); the Trainer then clips, steps the optimizer and the schedule. A new
-mode is one new class registered in ``MODES``, never a branch in the loop.
+"""The Trainer: one loop over a run's epochs and batches that reads top to bottom, with
+validation, checkpoints, resume, the schedule, stop criteria and logging in their own modules.
 
 A run folder holds ``config.yaml`` (the resolved config), ``charset.txt``, weights as
 safetensors (``best.safetensors``, ``last.safetensors``), the resumable training state
 ``last.state.pt`` (optimizer, scheduler, RNG states, epoch; loaded with
-``weights_only=True``), ``metrics.jsonl`` and TensorBoard scalars under ``tb/``.
+``weights_only=True``), ``metrics.jsonl`` and TensorBoard scalars under ``tb/``
+(``runs.py`` reads them).
 """
 
 from __future__ import annotations
@@ -16,12 +13,11 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,74 +26,24 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from .adversarial.modes import ADVERSARIAL_MODES, per_sample
-from .augment import Augment
-from .charset import Charset
-from .data.crop import CropJitter
-from .data.dataset import BucketBatchSampler, LineDataset, collate
-from .data.notext import add_notext
-from .data.sampler import HardExampleSampler
-from .decoding import greedy_batch
-from .errors import InputError
-from .images import MAX_WIDTH
-from .losses import ctc_per_line
-from .metrics import Scores
-from .models import CRNN, ModelConfig, autocast, build_model
-from .runs import durable_replace, pick_device, save_weights
+from ..augment import Augment
+from ..charset import Charset
+from ..data.crop import CropJitter
+from ..data.dataset import BucketBatchSampler, LineDataset, collate
+from ..data.notext import add_notext
+from ..data.sampler import HardExampleSampler
+from ..decoding import greedy_batch
+from ..errors import InputError
+from ..metrics import Scores
+from ..models import CRNN, ModelConfig, build_model
+from ..runs import METRICS_FILE, pick_device, save_weights
+from .checkpoint import STATE_FILE, read_state, rng_state, set_rng_state, write_state
+from .config import TrainConfig
+from .modes import StepContext, make_mode
+from .schedule import SCHEDULES, lr_factor, progress
+from .stopping import STOP_FILE, StopRequests, plateau_reason
 
-
-@dataclass
-class TrainConfig:
-    data: str = ""
-    out: str = "runs/run"
-    val: str | None = None  # a separate validation store; else val_fraction of data
-    val_fraction: float = 0.05
-    model: str = "crnn-small"
-    charset: str = "latin"
-    mode: str = "natural"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # share of steps warming up (one-cycle)
-    schedule: str = "onecycle"  # onecycle (warm-up, cosine) | constant (lr throughout: fine-tuning, time budgets)
-    grad_clip: float = 5.0
-    augment: float = 1.0  # augmentation strength, 0 = off
-    crop: str = "ink"  # crop normalisation in training and reading (data/crop.py); "none": crops as stored
-    crop_jitter: float = 0.5  # training crops re-cut with random margins up to this x the ink height; 0 = off
-    max_width: int = MAX_WIDTH  # the cap the Recognizer reads with, unless a config says otherwise
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bfloat16 mixed precision where the device has it natively (models.native_bf16)
-    workers: int = 0
-    time_limit_min: float | None = None  # stop after this many minutes (best/last kept)
-    mode_options: dict = field(default_factory=dict)
-    init_from: str | None = None  # start from the weights of a run or an export (fine-tuning)
-    notext_rate: float | None = None  # no-text images per line in a batch; None: 0.05 realtime, else 0
-    sampler: str = "auto"  # bucket | hard (hard-example sampling); auto: hard for realtime
-    hard_extra: float = 0.25  # hard sampler: extra draws per epoch, as a share of the lines
-    sortagrad: bool = False  # bucket sampler: the first epoch narrowest lines first (for training from scratch)
-    # stop criteria (METHODS.md S8), besides the number of epochs; None = off
-    stop_loss_patience: int | None = None  # epochs without the training loss improving
-    stop_val_patience: int | None = None  # epochs without the validation word accuracy improving
-    stop_min_delta: float = 1e-3  # what counts as an improvement for the two above
-    stop_easy_share: float | None = None  # attack all validation lines each epoch; stop at this share read right
-    val_attack: dict = field(default_factory=dict)  # settings of that attack (default: the mode's adversary)
-    report_images: int = 16  # lines on each epoch's adversarial validation page (0 = no page)
-    max_bad_steps: int = 20  # non-finite losses/gradients in a row that stop the run
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise InputError(path, f"cannot read the config: {e}") from None
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise InputError(path, f"unknown config keys: {', '.join(sorted(unknown))}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**raw)
+__all__ = ["Trainer", "evaluate", "seed_everything"]
 
 
 @dataclass
@@ -118,56 +64,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@dataclass
-class StepContext:
-    device: torch.device
-    amp: bool
-    epoch: int
-    step: int
-    charset: Charset
-    options: dict[str, Any]
-    seed: int = 0
-    feedback: bool = False  # the mode should return per-line losses and correctness
-    replay: int = 0  # for modes that replay a batch (free-at)
-
-
-class TrainingMode(Protocol):
-    name: str
-
-    def step(self, model: CRNN, batch: dict, ctx: StepContext) -> dict[str, float]: ...
-
-
-class NaturalMode:
-    """Plain training: the baseline every defence is compared against."""
-
-    name = "natural"
-
-    def __init__(self, **options):
-        if options:
-            raise ValueError(f"natural mode takes no options, got {', '.join(options)}")
-
-    def step(self, model: CRNN, batch: dict, ctx: StepContext) -> dict[str, float]:
-        x = batch["images"].to(ctx.device, non_blocking=True)
-        with autocast(ctx.device, ctx.amp):
-            logp = model(x)
-        losses = ctc_per_line(logp, batch["targets"], batch["target_lengths"], batch["widths"])
-        loss = losses.mean()
-        loss.backward()
-        return per_sample({"loss": float(loss.detach())}, losses, logp, batch, ctx)
-
-
-MODES: dict[str, type] = {"natural": NaturalMode, **ADVERSARIAL_MODES}
-
-
-def make_mode(name: str, options: dict) -> TrainingMode:
-    if name not in MODES:
-        raise ValueError(f"unknown training mode {name!r}; available: {', '.join(MODES)}")
-    try:
-        return MODES[name](**options)
-    except TypeError as e:
-        raise ValueError(f"training mode {name!r}: bad options {options}: {e}") from None
-
-
 @torch.no_grad()
 def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size: int = 64,
              progress: bool = False) -> Scores:
@@ -185,41 +81,6 @@ def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size
         scores.update([p.text for p in preds], batch["texts"])
     model.train(was)
     return scores
-
-
-def _np_state() -> dict:
-    _, keys, pos, has_gauss, cached = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
-    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-            "cached": float(cached)}
-
-
-class _StopRequests:
-    """SIGINT/SIGTERM during training: finish the current step, save, and stop."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-        self._old: dict = {}
-
-    def __enter__(self) -> _StopRequests:
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not the main thread: no signal handling
-            self._old = {}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        self.signal = signal.Signals(signum).name
-        print(f"\n{self.signal}: finishing the current step, then saving a checkpoint", flush=True)
-
-    def __exit__(self, *exc) -> None:
-        for sig, h in self._old.items():
-            signal.signal(sig, h)
-
-
-STOP_FILE = "STOP"
 
 
 class Trainer:
@@ -266,7 +127,9 @@ class Trainer:
             self._position: dict[int, int] | None = {idx: pos for pos, idx in enumerate(self.train_ds.indices)}
         else:
             self._position = None
-        kind = cfg.sampler if cfg.sampler != "auto" else ("hard" if cfg.mode == "realtime" else "bucket")
+        self.mode = make_mode(cfg.mode, cfg.mode_options)
+        self.replays = int(self.mode.replays)
+        kind = cfg.sampler if cfg.sampler != "auto" else self.mode.sampler
         self.sampler: HardExampleSampler | BucketBatchSampler
         if kind == "hard":
             self.sampler = HardExampleSampler(widths, cfg.batch_size, seed=cfg.seed, extra=cfg.hard_extra)
@@ -275,15 +138,13 @@ class Trainer:
                                               sortagrad=cfg.sortagrad and not cfg.init_from)
         else:
             raise ValueError(f"sampler must be auto, bucket or hard, got {cfg.sampler!r}")
-        self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else (0.05 if cfg.mode == "realtime" else 0.0)
+        self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else self.mode.notext_rate
         self.model = build_model(cfg.model, num_classes=self.charset.num_classes).to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
-        self.mode = make_mode(cfg.mode, cfg.mode_options)
-        self.replays = int(getattr(self.mode, "replays", 1))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(4, cfg.epochs * len(self.sampler) * self.replays)
-        if cfg.schedule not in ("onecycle", "constant"):
+        if cfg.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be onecycle or constant, got {cfg.schedule!r}")
         self.total_steps = total
         self.train_seconds = 0.0  # time spent in training steps, over all sessions of the run
@@ -301,25 +162,11 @@ class Trainer:
         self.bad_steps = 0  # non-finite steps skipped in total
         self._bad_in_row = 0  # non-finite steps in a row (fit() resets it)
 
-    def _progress(self, step: int) -> float:
-        """Share of the schedule done: by steps, or by training time when that runs out first
-        (a time-limited run then still warms up and anneals fully on a slow machine)."""
-        p = step / self.total_steps
-        if self.cfg.time_limit_min and self._session_t0 is not None:
-            elapsed = self._seconds_base + time.perf_counter() - self._session_t0
-            p = max(p, elapsed / (60 * self.cfg.time_limit_min))
-        return min(p, 1.0)
-
     def _lr_factor(self, step: int) -> float:
-        """One-cycle: linear warm-up from lr/25, cosine down to lr/250000 (or constant)."""
-        if self.cfg.schedule == "constant":
-            return 1.0
-        p = self._progress(step)
-        w = min(max(self.cfg.warmup, 2.0 / self.total_steps), 0.5)
-        lo, end = 1 / 25, 1 / 25e4
-        if p < w:
-            return lo + (1 - lo) * p / w
-        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * (p - w) / (1 - w)))
+        elapsed = None if self._session_t0 is None else self._seconds_base + time.perf_counter() - self._session_t0
+        p = progress(step, self.total_steps, elapsed, self.cfg.time_limit_min)
+        return lr_factor(p, self.cfg.schedule, self.cfg.warmup, self.total_steps)
+
 
     def _init_weights(self, path: str) -> None:
         from safetensors.torch import load_file as _load
@@ -377,27 +224,20 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "best": self.best, "history": json.dumps(self.history),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "total_steps": self.total_steps, "train_seconds": self.train_seconds,
-            "rng_torch": torch.get_rng_state(), "rng_numpy": _np_state(), "rng_python": list(random.getstate()[1]),
+            **rng_state(),
             "batch_in_epoch": self.batch_in_epoch, "best_loss": self.best_loss, "since_loss": self.since_loss,
             "since_val": self.since_val, "bad_steps": self.bad_steps,
             "epoch_batches": json.dumps(self._epoch_batches if self.batch_in_epoch else None),
         }
         if isinstance(self.sampler, HardExampleSampler):
             state["sampler"] = self.sampler.state_dict()
-        tmp = self.out / "last.state.tmp"
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-        durable_replace(tmp, self.out / "last.state.pt")
+        write_state(self.out, state)
 
     def resume(self) -> bool:
-        state_path = self.out / "last.state.pt"
+        state_path = self.out / STATE_FILE
         if not state_path.is_file():
             return False
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a pickle with code in it, or a damaged file: never executed
-            raise InputError(state_path, "refused: not a plain training state (weights-only loading failed: "
-                                         f"{str(e).splitlines()[0][:200]})") from None
+        state = read_state(state_path)
         if int(state.get("total_steps", -1)) != self.total_steps:
             raise InputError(state_path, f"the run was scheduled for {state.get('total_steps')} steps, "
                                          f"this config for {self.total_steps}: resume with the run's own "
@@ -418,11 +258,7 @@ class Trainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         if "sampler" in state and isinstance(self.sampler, HardExampleSampler):
             self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["rng_torch"])
-        n = state["rng_numpy"]
-        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
-                             float(n["cached"])))
-        random.setstate((3, tuple(int(v) for v in state["rng_python"]), None))
+        set_rng_state(state)
         return True
 
     # --- loop -----------------------------------------------------------------------
@@ -461,15 +297,13 @@ class Trainer:
         full = self.cfg.stop_easy_share is not None
         if not full and self.cfg.report_images <= 0:
             return
-        from .adversarial.confusion import TextConfuser
-        from .adversarial.report import attack_validation, write_page
-        from .charset import ConfusableTable
+        from ..adversarial.confusion import TextConfuser
+        from ..adversarial.report import attack_validation, write_page
+        from ..charset import ConfusableTable
 
-        if hasattr(self.mode, "confuser_for"):
-            confuser = self.mode.confuser_for(self.charset)
-        else:
-            confuser = TextConfuser(ConfusableTable.load("confusables", self.charset), self.charset)
-        attack = {**(self.mode.val_attack() if hasattr(self.mode, "val_attack") else {}), **self.cfg.val_attack}
+        confuser = self.mode.confuser_for(self.charset) or TextConfuser(
+            ConfusableTable.load("confusables", self.charset), self.charset)
+        attack = {**self.mode.val_attack(), **self.cfg.val_attack}
         share, lines = attack_validation(self.model, self.val_ds, self.charset, confuser, self.device, attack,
                                          limit=None if full else self.cfg.report_images,
                                          keep=self.cfg.report_images, seed=f"{self.cfg.seed}:{self.epoch}")
@@ -512,7 +346,7 @@ class Trainer:
         self._bad_in_row = 0
         stop_file = self.out / STOP_FILE
         self.model.train()
-        with _StopRequests() as requests:
+        with StopRequests() as requests:
             while self.epoch < last_epoch and not stopped:
                 self.sampler.set_epoch(self.epoch)
                 if not self.batch_in_epoch or self._epoch_batches is None:
@@ -566,10 +400,11 @@ class Trainer:
                 val = evaluate(self.model, self.val_ds, self.charset, self.device)
                 self.epoch += 1
                 mean_loss = float(np.mean(losses)) if losses else math.nan
-                rec = {"epoch": self.epoch, "step": self.step, "loss": mean_loss,
-                       "val_word_acc": val.word_acc, "val_cer": val.cer, "val_line_acc": val.line_acc,
-                       "train_lines_per_s": lines / train_s if train_s else 0.0, "epoch_seconds": train_s,
-                       "lr": self.sched.get_last_lr()[0], "bad_steps": self.bad_steps}
+                rec: dict[str, Any] = {
+                    "epoch": self.epoch, "step": self.step, "loss": mean_loss,
+                    "val_word_acc": val.word_acc, "val_cer": val.cer, "val_line_acc": val.line_acc,
+                    "train_lines_per_s": lines / train_s if train_s else 0.0, "epoch_seconds": train_s,
+                    "lr": self.sched.get_last_lr()[0], "bad_steps": self.bad_steps}
                 # the mode's own statistics, averaged over the epoch (adversary success, inner steps...)
                 rec.update({f"train_{k}": v / len(losses) for k, v in sums.items() if k != "loss" and losses})
                 self._adversarial_validation(rec)
@@ -579,15 +414,10 @@ class Trainer:
                 self.best = max(self.best, val.word_acc)
                 self.since_loss = 0 if mean_loss < self.best_loss - self.cfg.stop_min_delta else self.since_loss + 1
                 self.best_loss = min(self.best_loss, mean_loss) if math.isfinite(mean_loss) else self.best_loss
-                c = self.cfg
-                if c.stop_loss_patience is not None and self.since_loss >= c.stop_loss_patience:
-                    stopped = stopped or f"loss plateau ({self.since_loss} epochs)"
-                if c.stop_val_patience is not None and self.since_val >= c.stop_val_patience:
-                    stopped = stopped or f"validation plateau ({self.since_val} epochs)"
-                if c.stop_easy_share is not None and rec.get("val_easy_share", 0.0) >= c.stop_easy_share:
-                    stopped = stopped or f"easy share under attack {100 * rec['val_easy_share']:.1f}%"
+                stopped = stopped or plateau_reason(self.cfg, self.since_loss, self.since_val,
+                                                    rec.get("val_easy_share"))
                 self.save(best=is_best)
-                with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
                 if tb:
                     for k in ("val_word_acc", "val_cer", "val_line_acc", "loss", "train_lines_per_s", "val_easy_share"):

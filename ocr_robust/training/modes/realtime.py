@@ -1,0 +1,132 @@
+"""``realtime``: realtime adversarial data augmentation with confusable-character targets
+(METHODS.md section 1, the product's method)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+
+from ...adversarial.attacks import read_texts
+from ...adversarial.confusion import TextConfuser
+from ...adversarial.perturb import AdversarialLayer, make_adv_optimizer, parse_eps
+from ...charset import ConfusableTable
+from ...losses import ctc_per_line, encode_targets
+from ...models import CRNN
+from .base import Batch, TrainingMode, forward, norm_option, per_sample, register_mode
+
+__all__ = ["RealtimeMode"]
+
+
+@register_mode
+class RealtimeMode(TrainingMode):
+    """Realtime adversarial data augmentation (METHODS.md section 1, seed 000).
+
+    Per batch (S1-S6): the adversarial layer's perturbation is reset to zero; each inner
+    step does ONE forward of ``clip(x + delta)`` and two backward passes: ``L2`` (CTC to the
+    confused label) into ``delta`` only, stepped by the adversary optimizer (descending
+    ``L2`` pushes the image toward the confused reading), and ``L1`` (CTC to the true label)
+    into the weights only, accumulated. A line stops when the model reads its confused label
+    (a success), when its ``L2`` has changed by less than ``plateau_tol`` (relative) for
+    ``plateau_patience`` steps, or at ``max_inner_steps``. The accumulated weight gradient
+    is divided by the number of images it summed, so the Trainer's one optimizer step equals
+    a step on one big batch of every intermediate adversarial image.
+
+    ``adv_lr`` is the adversary's SGD learning rate on raw pixels: CTC gradients per pixel are
+    about 1e-4..1e-3 on a trained model, so the default 20000 moves a pixel by a few levels
+    per step. ``norm: none`` (default) is the seed's unbounded mode; ``norm: linf`` or ``l2`` with
+    ``eps`` bounds the perturbation by projection.
+    """
+
+    name = "realtime"
+    sampler = "hard"  # the lines the model gets wrong come back more often
+    notext_rate = 0.05  # no-text images keep it from reading text into watermark strokes
+
+    def __init__(self, confusables: str = "confusables", confuse_rate: float = 0.05, max_subs: int = 3,
+                 fallback: str = "edit", norm: str | None = None, eps: str | float | None = None,
+                 adv_optimizer: str = "sgd", adv_lr: float = 20000.0, adv_momentum: float = 0.0,
+                 max_inner_steps: int = 3, plateau_tol: float = 0.02, plateau_patience: int = 2):
+        self.norm, self.eps = norm_option(norm), parse_eps(eps)
+        self.layer = AdversarialLayer(self.norm, self.eps)
+        self.table_name = confusables
+        self.confuse_opts: dict[str, Any] = {"rate": float(confuse_rate), "max_subs": int(max_subs),
+                                             "fallback": fallback}
+        self.adv_optimizer, self.adv_lr, self.adv_momentum = adv_optimizer, float(adv_lr), float(adv_momentum)
+        self.max_inner_steps = int(max_inner_steps)
+        self.plateau_tol, self.plateau_patience = float(plateau_tol), int(plateau_patience)
+        if self.max_inner_steps < 1:
+            raise ValueError("max_inner_steps must be at least 1")
+        make_adv_optimizer(adv_optimizer, [torch.zeros(1, requires_grad=True)], self.adv_lr)  # validate early
+        self.confuser: TextConfuser | None = None
+        self.trace: list | None = None  # set to [] to record (confused labels, [(input, active)]) per batch
+
+    def confuser_for(self, charset) -> TextConfuser:
+        if self.confuser is None or self.confuser.charset is not charset:
+            self.confuser = TextConfuser(ConfusableTable.load(self.table_name, charset), charset, **self.confuse_opts)
+        return self.confuser
+
+    def val_attack(self) -> dict:
+        """This adversary as an evaluation attack (the epoch-end validation attack, S8)."""
+        return {"eps": self.eps, "norm": self.norm, "steps": self.max_inner_steps, "rule": "sgd",
+                "step_size": self.adv_lr}
+
+    def step(self, model: CRNN, batch: dict, ctx) -> dict[str, float]:
+        b = Batch(batch, ctx.device)
+        n = b.x.shape[0]
+        rng = random.Random(f"{ctx.seed}:realtime:{ctx.step}")
+        confused = [self.confuser_for(ctx.charset).confuse(t, rng) for t in batch["texts"]]
+        c_targets, c_lengths = encode_targets(confused, ctx.charset)
+        params = [p for p in model.parameters() if p.requires_grad]
+        # S1: the perturbation starts at zero, with its own optimizer and no gradient
+        delta = self.layer.reset(b.x, b.widths)
+        adv_opt = make_adv_optimizer(self.adv_optimizer, [delta], self.adv_lr, self.adv_momentum)
+        adv_opt.zero_grad(set_to_none=True)
+        active = torch.ones(n, dtype=torch.bool)
+        success = torch.zeros(n, dtype=torch.bool)
+        used = torch.zeros(n)
+        flat = torch.zeros(n, dtype=torch.long)
+        prev_l2: torch.Tensor | None = None
+        first: dict = {}
+        for k in range(self.max_inner_steps):
+            # S2-S3: one forward, both losses
+            x_in = self.layer(b.x)
+            if self.trace is not None:
+                if k == 0:
+                    self.trace.append((confused, []))
+                self.trace[-1][1].append((x_in.detach().clone(), active.clone()))
+            logp = forward(model, x_in, ctx)
+            l1 = b.loss(logp)
+            l2 = ctc_per_line(logp, c_targets, c_lengths, b.widths)
+            w = active.to(l1.device, l1.dtype)
+            # S4: L2 to the perturbation only, L1 to the weights only (accumulated)
+            (g_delta,) = torch.autograd.grad((l2 * w).sum(), delta, retain_graph=True)
+            (l1 * w).sum().backward(inputs=params)
+            used += active.float()
+            if k == 0:
+                first = {"l1": l1.detach(), "logp": logp.detach()}
+            # S5: stop a line on success (it reads the confused label) or when L2 is flat
+            hit = torch.tensor([p == c for p, c in zip(read_texts(logp, b.widths, ctx.charset), confused)])
+            success |= hit & active
+            l2c = l2.detach().cpu()
+            if prev_l2 is not None:
+                change = (l2c - prev_l2).abs() / prev_l2.abs().clamp(min=1e-3)
+                flat = torch.where(change < self.plateau_tol, flat + 1, torch.zeros_like(flat))
+            prev_l2 = l2c
+            active &= ~(hit | (flat >= self.plateau_patience))
+            if not active.any() or k == self.max_inner_steps - 1:
+                break
+            delta.grad = g_delta * active.to(g_delta.device, g_delta.dtype).view(-1, 1, 1, 1)
+            adv_opt.step()
+            self.layer.project()
+        # S6 (scaling): the mean over every image the weights were trained on
+        total = float(used.sum())
+        for p in params:
+            if p.grad is not None:
+                p.grad.div_(total)
+        pert = (self.layer(b.x) - b.x).detach().abs()
+        assert prev_l2 is not None  # the loop ran at least once (max_inner_steps >= 1)
+        stats = {"loss": float(first["l1"].mean()), "adv_success": float(success.float().mean()),
+                 "inner_steps": float(used.mean()), "l2_confused": float(prev_l2.mean()),
+                 "delta_linf": float(pert.flatten(1).amax(1).mean() / 255.0)}
+        return per_sample(stats, first["l1"], first["logp"], batch, ctx)

@@ -1,0 +1,47 @@
+"""Training modes are one registered class each: the Trainer takes every choice a mode makes
+(sampler, no-text rate, replays, validation attack) from the class, never from its name."""
+
+import pytest
+
+from ocr_robust.data.sampler import HardExampleSampler
+from ocr_robust.training import MODES, TrainConfig, Trainer, TrainingMode, register_mode
+from ocr_robust.training.modes.natural import NaturalMode
+
+
+def test_a_new_mode_is_one_registered_class(tiny_store, tmp_path):
+
+    class Twice(NaturalMode):  # a natural step on each batch, replayed twice, with hard-example sampling
+        name = "twice-for-test"
+        replays = 2
+        sampler = "hard"
+        notext_rate = 0.25
+        steps: list[int] = []
+
+        def step(self, model, batch, ctx):
+            self.steps.append(ctx.replay)
+            return super().step(model, batch, ctx)
+
+    try:
+        register_mode(Twice)
+        cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "r"), epochs=1, batch_size=8,
+                          augment=0.0, mode="twice-for-test", report_images=0, device="cpu")
+        t = Trainer(cfg, progress=False)
+        assert isinstance(t.sampler, HardExampleSampler) and t.notext_rate == 0.25 and t.replays == 2
+        r = t.fit()
+        assert r["epochs"] == 1 and Twice.steps == [0, 1] * len(t.sampler)
+        # the config still overrides what the mode would choose
+        t = Trainer(TrainConfig(**{**cfg.__dict__, "sampler": "bucket", "notext_rate": 0.0}), progress=False)
+        assert not isinstance(t.sampler, HardExampleSampler) and t.notext_rate == 0.0
+        with pytest.raises(ValueError, match="taken"):
+            register_mode(Twice)
+    finally:
+        MODES.pop("twice-for-test", None)
+
+
+def test_every_mode_declares_its_hooks():
+    assert {"natural", "realtime", "pgd-at", "free-at", "fgsm-rs", "nsl", "trades"} <= set(MODES)
+    for name, cls in MODES.items():
+        assert issubclass(cls, TrainingMode) and cls.name == name
+        assert cls.sampler in ("bucket", "hard") and cls.replays >= 1 and 0 <= cls.notext_rate < 1
+    assert MODES["realtime"].sampler == "hard" and MODES["realtime"].notext_rate == 0.05
+    assert MODES["natural"]().val_attack() == {} and MODES["natural"]().confuser_for(None) is None
