@@ -29,7 +29,16 @@ import torch
 from . import __version__
 from .decoding import greedy_ids
 from .errors import ExportError
-from .images import MAX_WIDTH, PIXEL_MAX, STRIDE, WIDTH_MULTIPLE, decode_grey, pad_batch, resize_to_height
+from .images import (
+    MAX_WIDTH,
+    PIXEL_MAX,
+    STRIDE,
+    WIDTH_MULTIPLE,
+    decode_grey,
+    output_frames,
+    pad_batch,
+    resize_to_height,
+)
 from .runs import (
     INT8_FILE,
     META_FILE,
@@ -63,7 +72,10 @@ FORMATS = ("onnx", "torchscript", "all")
 
 def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int) -> list[np.ndarray]:
     """Up to ``n`` real line images for the parity check: ``sample`` (a line store), else the
-    run's validation store, else its training store; none if no store can be opened."""
+    run's validation store, else its training store; none if no store can be opened. They
+    are prepared as reading prepares them (the run's crop normalisation, then the resize),
+    so the check compares the formats on the inputs they will get."""
+    from .data.crop import normalise_crops
     from .data.store import open_store
 
     for src in (sample, cfg.get("val"), cfg.get("data")):
@@ -77,7 +89,9 @@ def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int)
             continue
         step = max(1, len(store) // n)
         idx = list(range(0, len(store), step))[:n]
-        return [resize_to_height(decode_grey(store.image_bytes(i), store.name(i)), height, MAX_WIDTH) for i in idx]
+        images = [decode_grey(store.image_bytes(i), store.name(i)) for i in idx]
+        images = normalise_crops(images, cfg.get("crop", "none"))
+        return [resize_to_height(im, height, MAX_WIDTH) for im in images]
     return []
 
 
@@ -119,7 +133,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
     if quantize and not lines:
         raise ExportError("the int8 parity check needs real line images: give --sample LINE_STORE "
                           "(the run's own data could not be opened)")
-    inputs = _parity_inputs(height, sample_widths, lines)
+    inputs, frames = _parity_inputs(height, sample_widths, lines)
     n_random = len(sample_widths)  # the first inputs are random line-like noise, the rest real lines
     with torch.no_grad():
         reference = [model(x).numpy() for x in inputs]
@@ -132,7 +146,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
     if fmt in ("onnx", "all") or quantize:
         _export_onnx(model, out / ONNX_FILE, height)
         formats["onnx"] = ONNX_FILE
-        parity["onnx"] = _check(_ort_runner(out / ONNX_FILE), inputs, reference, "ONNX", slack=slack)
+        parity["onnx"] = _check(_ort_runner(out / ONNX_FILE), inputs, reference, "ONNX", slack=slack, frames=frames)
     if fmt in ("torchscript", "all"):
         with warnings.catch_warnings():  # deprecated in favour of torch.export, still what services load
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -140,12 +154,13 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
             scripted.save(str(out / TORCHSCRIPT_FILE))
             loaded = torch.jit.load(str(out / TORCHSCRIPT_FILE), map_location="cpu")
         formats["torchscript"] = TORCHSCRIPT_FILE
-        parity["torchscript"] = _check(_torch_runner(loaded), inputs, reference, "TorchScript", slack=slack)
+        parity["torchscript"] = _check(_torch_runner(loaded), inputs, reference, "TorchScript", slack=slack,
+                                        frames=frames)
     if quantize == "int8":
         quantize_int8(out / ONNX_FILE, out / INT8_FILE)
         formats["onnx_int8"] = INT8_FILE
         parity["onnx_int8"] = _check(_ort_runner(out / INT8_FILE), inputs[n_random:], reference[n_random:],
-                                     "ONNX int8", int8=True)
+                                     "ONNX int8", int8=True, frames=frames[n_random:])
     save_weights(model, out / WEIGHTS_FILE)
     meta = {
         "format": "ocr-robust-export", "version": __version__, "formats": formats, "onnx_opset": OPSET,
@@ -193,12 +208,18 @@ def quantize_int8(src: Path, dst: Path) -> None:
         root.setLevel(level)
 
 
-def _parity_inputs(height: int, widths, lines: list[np.ndarray]) -> list[torch.Tensor]:
+def _parity_inputs(height: int, widths, lines: list[np.ndarray]) -> tuple[list[torch.Tensor], list[list[int]]]:
+    """Random line-like batches of the given widths, then the real lines in batches of 16
+    similar widths (as reading batches them); with each line's own output frames."""
     g = torch.Generator().manual_seed(0)
     inputs = [255.0 - 255.0 * (torch.rand(3, 1, height, w, generator=g) > 0.85).float() for w in widths]
-    for k in range(0, len(lines), 16):
-        inputs.append(pad_batch(lines[k : k + 16])[0])
-    return inputs
+    frames = [[output_frames(w)] * 3 for w in widths]
+    ordered = sorted(lines, key=lambda im: im.shape[1])
+    for k in range(0, len(ordered), 16):
+        x, w = pad_batch(ordered[k : k + 16])
+        inputs.append(x)
+        frames.append([output_frames(int(v)) for v in w])
+    return inputs, frames
 
 
 def _ort_runner(path: Path):
@@ -215,12 +236,14 @@ def _torch_runner(module):
     return run
 
 
-def _check(runner, inputs, reference, name: str, int8: bool = False, slack=None) -> dict:
-    """Compare a runner's log-probs and greedy text with PyTorch's on every input. ``slack``:
+def _check(runner, inputs, reference, name: str, int8: bool = False, slack=None, frames=None) -> dict:
+    """Compare a runner's log-probs and greedy text with PyTorch's on every input (the text of
+    each line over its own ``frames``, as reading decodes it, not its padding). ``slack``:
     per input, PyTorch's own |float32 - float64| error, added to the tolerance."""
     worst, outside, same, total = 0.0, 0, 0, 0
     slack = slack if slack is not None else [0.0] * len(reference)
-    for x, ref, own in zip(inputs, reference, slack):
+    frames = frames if frames is not None else [[r.shape[0]] * r.shape[1] for r in reference]
+    for x, ref, own, lens in zip(inputs, reference, slack, frames):
         got = runner(x)
         if got.shape != ref.shape:
             raise ExportError(f"{name} output shape {got.shape} != PyTorch {ref.shape} at width {x.shape[-1]}")
@@ -228,7 +251,7 @@ def _check(runner, inputs, reference, name: str, int8: bool = False, slack=None)
         worst = max(worst, float(diff.max()))
         outside += int((diff > PARITY_ATOL + PARITY_RTOL * np.abs(ref) + own).sum())
         for j in range(ref.shape[1]):
-            same += greedy_ids(got[:, j]) == greedy_ids(ref[:, j])
+            same += greedy_ids(got[: lens[j], j]) == greedy_ids(ref[: lens[j], j])
             total += 1
     agreement = same / max(1, total)
     report = {"max_abs_diff": worst, "same_text": f"{same}/{total}", "agreement": agreement,

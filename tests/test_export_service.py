@@ -349,3 +349,24 @@ def test_parity_tolerance_is_relative_for_unlikely_classes_only():
     own[2, 0, 0] = 2e-3
     report = ex._check(lambda x: likely, [None], [ref], "ONNX", slack=[own])
     assert report["pytorch_fp32_error"] == pytest.approx(2e-3) and report["agreement"] == 1.0
+
+
+def test_int8_parity_reads_each_line_over_its_own_frames():
+    """int8 is checked on the text a reader gets: each line decoded over its own frames, so a
+    quantised model that wakes up in a short line's padding (frames no reader decodes) passes,
+    and one that misreads the line itself fails."""
+    import ocr_robust.export as ex
+
+    ref = np.full((6, 2, 3), -9.0, np.float32)
+    ref[:, :, 0] = -0.01  # blank everywhere ...
+    ref[1, :, 0], ref[1, :, 1] = -9.0, -0.01  # ... but class 1 at frame 1 of both lines
+    in_padding = ref.copy()
+    in_padding[4, 1, 0], in_padding[4, 1, 2] = -9.0, -0.01  # class 2 in line 1's padding (it has 3 frames)
+    frames = [[6, 3]]
+    assert ex._check(lambda x: in_padding, [None], [ref], "int8", int8=True, frames=frames)["agreement"] == 1.0
+    with pytest.raises(ExportError, match="identical on 1/2"):
+        ex._check(lambda x: in_padding, [None], [ref], "int8", int8=True)  # all frames: a false alarm
+    misread = ref.copy()
+    misread[1, 1, 1], misread[1, 1, 2] = -9.0, -0.01
+    with pytest.raises(ExportError, match="identical on 1/2"):
+        ex._check(lambda x: misread, [None], [ref], "int8", int8=True, frames=frames)
