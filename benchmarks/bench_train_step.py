@@ -9,7 +9,9 @@ eval mode without gradients.
     .venv/bin/python benchmarks/bench_train_step.py --data demo-output/lines/train.lmdb
 
 Variants: the first models' stem (full-resolution conv + 2x2 max-pool) and the stride-2
-stem, each with contiguous (NCHW) and channels-last weights.
+stem, each with contiguous (NCHW) and channels-last weights, in each ``--precision``:
+``float32``, and ``bfloat16`` (the Trainer's autocast, ``models.autocast``, which is on
+where the CPU has AMX or AVX512-BF16).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ocr_robust.charset import Charset
 from ocr_robust.data.dataset import BucketBatchSampler, LineDataset, collate
 from ocr_robust.images import MAX_WIDTH
 from ocr_robust.losses import ctc_per_line
-from ocr_robust.models import CRNN, REGISTRY
+from ocr_robust.models import CRNN, REGISTRY, autocast, native_bf16
 
 
 def timed(fn, batches, repeats: int) -> float:
@@ -52,8 +54,12 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--precision", default="float32", help="comma-separated: float32, bfloat16")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    precisions = a.precision.split(",")
+    if "bfloat16" in precisions and not native_bf16(torch.device("cpu")):
+        raise SystemExit("this CPU has no native bfloat16 (AMX or AVX512-BF16): the Trainer trains in float32 here")
     if a.threads:
         torch.set_num_threads(a.threads)
     charset = Charset.load("latin")
@@ -63,37 +69,41 @@ def main() -> int:
     batches = [collate([ds[i] for i in b]) for b in picked]
     width = sum(b["images"].shape[0] * b["images"].shape[-1] for b in batches) / sum(len(b["texts"]) for b in batches)
     rows = []
-    for stem in (1, 2):
-        for channels_last in (False, True):
-            torch.manual_seed(0)
-            cfg = replace(REGISTRY[a.model], stem_stride=stem, num_classes=charset.num_classes)
-            model = CRNN(cfg)
-            if channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    variants = [(p, stem, cl) for p in precisions for stem in (1, 2) for cl in (False, True)]
+    for precision, stem, channels_last in variants:
+        torch.manual_seed(0)
+        cfg = replace(REGISTRY[a.model], stem_stride=stem, num_classes=charset.num_classes)
+        model = CRNN(cfg)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        low = precision == "bfloat16"
 
-            def train_step(b):
-                opt.zero_grad(set_to_none=True)
-                loss = ctc_per_line(model(b["images"]), b["targets"], b["target_lengths"], b["widths"]).mean()
-                loss.backward()
-                opt.step()
+        def train_step(b):
+            opt.zero_grad(set_to_none=True)
+            with autocast(torch.device("cpu"), enabled=low):  # the Trainer's mixed precision
+                logp = model(b["images"])
+            loss = ctc_per_line(logp, b["targets"], b["target_lengths"], b["widths"]).mean()
+            loss.backward()
+            opt.step()
 
-            def infer(b):
-                with torch.no_grad():
-                    model(b["images"])
+        def infer(b):
+            with torch.no_grad():
+                model(b["images"])
 
-            model.train()
-            train = timed(train_step, batches, a.repeats)
-            model.eval()
-            rows.append({"stem_stride": stem, "channels_last": channels_last, "train_lines_per_s": train,
-                         "infer_lines_per_s": timed(infer, batches, a.repeats)})
-            print(f"stem {stem}, {'channels-last' if channels_last else 'NCHW'}: train {train:.1f} lines/s, "
-                  f"inference {rows[-1]['infer_lines_per_s']:.1f} lines/s", flush=True)
+        model.train()
+        train = timed(train_step, batches, a.repeats)
+        model.eval()
+        rows.append({"precision": precision, "stem_stride": stem, "channels_last": channels_last,
+                     "train_lines_per_s": train, "infer_lines_per_s": timed(infer, batches, a.repeats)})
+        print(f"{precision}, stem {stem}, {'channels-last' if channels_last else 'NCHW'}: train {train:.1f} lines/s, "
+              f"inference {rows[-1]['infer_lines_per_s']:.1f} lines/s", flush=True)
     base = rows[0]["train_lines_per_s"]
     print(f"\n{len(batches)} batches of 32, mean padded width {width:.0f} px, {torch.get_num_threads()} threads")
-    print("| stem | weights | train lines/s | vs first models | inference lines/s |\n|---|---|---:|---:|---:|")
+    print("| training precision | stem | weights | train lines/s | vs first models | inference lines/s |\n"
+          "|---|---|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {'stride-2 conv' if r['stem_stride'] == 2 else 'conv + max-pool'} | "
+        print(f"| {r['precision']} | {'stride-2 conv' if r['stem_stride'] == 2 else 'conv + max-pool'} | "
               f"{'channels-last' if r['channels_last'] else 'NCHW'} | {r['train_lines_per_s']:.1f} | "
               f"{r['train_lines_per_s'] / base:.2f}x | {r['infer_lines_per_s']:.1f} |")
     if a.json:
