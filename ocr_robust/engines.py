@@ -156,7 +156,8 @@ class PPOCRv6Engine:
         out = []
         for im in images:
             r = self.ocr(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
-            out.append(" ".join(r.txts) if r.txts else "")  # type: ignore[union-attr]  # rapidocr: a union
+            txts = getattr(r, "txts", None)  # recognition-only output (rapidocr types it as a union of outputs)
+            out.append(" ".join(txts) if txts else "")
         return out
 
 
