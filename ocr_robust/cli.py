@@ -348,6 +348,10 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pdf.ingest import IngestConfig
+    from .pdf.read import DPI
+
+    ing = IngestConfig(out="")  # the ingest flags' defaults are the config's
     p = argparse.ArgumentParser(prog="ocr-robust", description="Robust OCR line recognizers for real documents.")
     p.add_argument("--version", action="version", version=f"ocr-robust {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -372,17 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", help="crop labelled text lines out of born-digital PDFs")
     s.add_argument("pdfs", nargs="+", help="PDF files, folders, glob patterns or @LIST (a file naming PDFs)")
     s.add_argument("--out", required=True, help="output line store (folder, or LMDB with --lmdb)")
-    s.add_argument("--dpi", type=int, default=150)
+    s.add_argument("--dpi", type=int, default=ing.dpi)
     s.add_argument("--lmdb", action="store_true", help="write an LMDB store instead of labels.tsv + images")
     s.add_argument("--degrade", default="", help="page degradations, e.g. jpeg,blur or jpeg:30-50,downscale:0.5-0.7")
-    s.add_argument("--charset", default="latin", help="charset name or file; lines outside it are skipped")
-    s.add_argument("--seed", type=int, default=0, help="seed for the degradations")
-    s.add_argument("--workers", type=int, default=0, help="processes (default: one per CPU core)")
-    s.add_argument("--margin", type=float, default=0.2, help="crop margin, fraction of the line height")
-    s.add_argument("--max-page-pixels", type=int, default=60_000_000, help="refuse pages whose raster is larger")
+    s.add_argument("--charset", default=ing.charset, help="charset name or file; lines outside it are skipped")
+    s.add_argument("--seed", type=int, default=ing.seed, help="seed for the degradations")
+    s.add_argument("--workers", type=int, default=ing.workers, help="processes (default: one per CPU core)")
+    s.add_argument("--margin", type=float, default=ing.margin, help="crop margin, fraction of the line height")
+    s.add_argument("--max-page-pixels", type=int, default=ing.max_page_pixels,
+                   help="refuse pages whose raster is larger")
     s.add_argument("--watermarks", default="", help="paint these watermark styles (names or lists: train, heldout, "
                                                    "all) on copies of the pages before rasterising")
-    s.add_argument("--watermark-fraction", type=float, default=0.75, help="share of pages painted (with --watermarks)")
+    s.add_argument("--watermark-fraction", type=float, default=ing.watermark_fraction,
+                   help="share of pages painted (with --watermarks)")
     s.add_argument("--max-pages", type=int, default=0, help="per PDF, ingest this many pages drawn by --seed (0: all)")
     s.add_argument("--json", help="also write the summary to this file (it is always in OUT/ingest.json)")
     s.add_argument("--quiet", action="store_true")
@@ -474,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text: one line of text per line; tsv/json: with page, box and confidence")
     s.add_argument("--engine", default="auto", choices=list(ENGINES),
                    help="for an export: onnx, int8, torchscript or torch (auto: onnx)")
-    s.add_argument("--dpi", type=int, default=150, help="raster resolution of PDF pages")
+    s.add_argument("--dpi", type=int, default=DPI, help="raster resolution of PDF pages")
     s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
     s.add_argument("--beam", type=int, default=8)
     s.add_argument("--lexicon", help="word list (whitespace-separated) to bias beam decoding")

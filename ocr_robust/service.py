@@ -32,6 +32,7 @@ from . import __version__
 from .data.store import image_size
 from .errors import InputError
 from .images import decode_grey
+from .pdf.read import DPI
 
 __all__ = ["ENV_SETTINGS", "Limits", "Settings", "MicroBatcher", "BodyLimit", "create_app", "app_from_env", "serve"]
 
@@ -256,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/pdf")
     async def pdf(file: UploadFile = File(..., description="a PDF document"),
-                  dpi: int = Query(150, ge=50, le=300, description="raster resolution of the pages")) -> dict:
+                  dpi: int = Query(DPI, ge=50, le=300, description="raster resolution of the pages")) -> dict:
         """Read every page of a PDF: per page its lines with text, confidence and box (PDF
         points); for pages with a text layer also the layer's own text (``layer_text``)."""
         from .pdf.read import fill, open_pdf, pdf_page_lines

@@ -55,7 +55,7 @@ class Condition:
     name: str
     watermarks: bool
     degrade: str = ""
-    dpi: int = 150
+    dpi: int = IngestConfig.dpi
     sizes: str | None = None  # body font sizes of synthetic pages
     what: str = ""
 
@@ -103,7 +103,7 @@ def watermark_copy(src: str | Path, dst: Path, seed: int, max_pages: int = 0) ->
     doc.close()
 
 
-def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = 150) -> int:
+def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = IngestConfig.dpi) -> int:
     """``n`` line-shaped crops holding no text (away from every text-layer line, opaque or
     watermark) from the pages of ``pdfs``; two thirds must show some marking (a watermark
     stroke, a stamp), the rest may be plain background. Written as a store with empty labels."""

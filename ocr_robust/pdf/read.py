@@ -20,14 +20,16 @@ import numpy as np
 import pymupdf
 
 from ..errors import InputError
-from .ingest import check_document
+from .ingest import IngestConfig, check_document
 from .layout import PageError, crop_line, render, segment_lines, text_lines
 
-__all__ = ["DPI", "MAX_PAGE_PIXELS", "PageReading", "open_pdf", "fill", "page_image_lines", "read_page_image",
+__all__ = ["DPI", "MAX_PAGE_PIXELS", "MARGIN", "PageReading", "open_pdf", "fill", "page_image_lines", "read_page_image",
            "pdf_page_lines", "read_pdf_pages"]
 
-DPI = 150
-MAX_PAGE_PIXELS = 60_000_000
+# pages are read as ingest crops them: its config's defaults
+DPI: int = IngestConfig.dpi
+MAX_PAGE_PIXELS: int = IngestConfig.max_page_pixels
+MARGIN: float = IngestConfig.margin
 
 
 @dataclass
@@ -93,7 +95,7 @@ def read_page_image(recognizer, grey: np.ndarray, page: int = 1) -> PageReading:
 
 
 def pdf_page_lines(doc: pymupdf.Document, pno: int, dpi: int = DPI, max_page_pixels: int = MAX_PAGE_PIXELS,
-                   margin: float = 0.2) -> tuple[PageReading, list[np.ndarray]]:
+                   margin: float = MARGIN) -> tuple[PageReading, list[np.ndarray]]:
     """Page ``pno`` (0-based): its lines (boxes in points, not read yet) and their crops;
     on failure a reading with ``error`` set and no crops. Never raises for a bad page."""
     scale = dpi / 72.0
@@ -123,7 +125,7 @@ def pdf_page_lines(doc: pymupdf.Document, pno: int, dpi: int = DPI, max_page_pix
 
 
 def read_pdf_pages(recognizer, doc: pymupdf.Document, dpi: int = DPI, max_page_pixels: int = MAX_PAGE_PIXELS,
-                   margin: float = 0.2) -> Iterator[PageReading]:
+                   margin: float = MARGIN) -> Iterator[PageReading]:
     """One :class:`PageReading` per page, in order (``error`` set on a page that failed)."""
     for pno in range(doc.page_count):
         yield _read(recognizer, *pdf_page_lines(doc, pno, dpi, max_page_pixels, margin))
