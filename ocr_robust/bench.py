@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data.dataset import LineDataset
-from .data.store import open_store
+from .data.store import open_store, read_grey
 from .decoding import Decoded
-from .images import decode_grey
 from .inference import Recognizer
 from .metrics import Scores
 
@@ -31,7 +30,7 @@ class StoreReading:
 def read_store(rec: Recognizer, data: str | Path, batch_size: int = 64) -> StoreReading:
     ds = LineDataset(open_store(data), rec.charset)
     names = [ds.store.name(i) for i in ds.indices]
-    images = [decode_grey(ds.store.image_bytes(i), f"{data}/{n}") for i, n in zip(ds.indices, names)]
+    images = [read_grey(ds.store, i) for i in ds.indices]
     t = time.perf_counter()
     preds = rec.recognize(images, batch_size=batch_size)
     dt = time.perf_counter() - t

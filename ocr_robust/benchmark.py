@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from .charset import ConfusableTable
-from .data.store import open_store
+from .data.store import open_store, read_grey
 from .engines import Engine, OursEngine, anchor, normalise_reading
-from .images import decode_grey, output_frames, pad_batch, resize_to_height
+from .images import output_frames, pad_batch, resize_to_height
 from .metrics import Scores, confusion_counts
 from .runs import read_metrics
 from .suite import CONDITIONS, NO_TEXT, TIGHT, load_suite
@@ -42,7 +42,7 @@ CACHE = "anchor-readings"  # a suite's folder of anchor readings, reused while t
 def _load(store_dir: Path, limit: int | None) -> tuple[list[np.ndarray], list[str]]:
     store = open_store(store_dir)
     n = len(store) if limit is None else min(limit, len(store))
-    return [decode_grey(store.image_bytes(i), f"{store_dir}/{store.name(i)}") for i in range(n)], \
+    return [read_grey(store, i) for i in range(n)], \
         [store.text(i) for i in range(n)]
 
 

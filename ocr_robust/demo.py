@@ -148,12 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     if DEFAULT_MODEL.is_dir():
         default_rows = st.run(f"the default model ({DEFAULT_MODEL.name}) on the same sets", bench, str(DEFAULT_MODEL),
                               real_tests + tests)
-    from .data.store import open_store
-    from .images import decode_grey
+    from .data.store import open_store, read_grey
 
     store = open_store(tests[1])
     sample = list(range(0, len(store), max(1, len(store) // 5)))[:5]
-    images = [decode_grey(store.image_bytes(i), store.name(i)) for i in sample]
+    images = [read_grey(store, i) for i in sample]
     reads = st.run("recognize 5 watermarked lines with the exported model", Recognizer(out / "model").recognize, images)
     for i, d in zip(sample, reads):
         verdict = "OK " if d.text == store.text(i) else "ERR"

@@ -34,7 +34,6 @@ from .images import (
     PIXEL_MAX,
     STRIDE,
     WIDTH_MULTIPLE,
-    decode_grey,
     output_frames,
     pad_batch,
     resize_to_height,
@@ -76,7 +75,7 @@ def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int)
     are prepared as reading prepares them (the run's crop normalisation, then the resize),
     so the check compares the formats on the inputs they will get."""
     from .data.crop import normalise_crops
-    from .data.store import open_store
+    from .data.store import open_store, read_grey
 
     for src in (sample, cfg.get("val"), cfg.get("data")):
         if not src:
@@ -89,7 +88,7 @@ def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int)
             continue
         step = max(1, len(store) // n)
         idx = list(range(0, len(store), step))[:n]
-        images = [decode_grey(store.image_bytes(i), store.name(i)) for i in idx]
+        images = [read_grey(store, i) for i in idx]
         images = normalise_crops(images, cfg.get("crop", "none"))
         return [resize_to_height(im, height, MAX_WIDTH) for im in images]
     return []

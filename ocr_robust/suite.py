@@ -34,8 +34,7 @@ import numpy as np
 import pymupdf
 
 from .data.crop import ink_mask
-from .data.store import FolderWriter, open_store
-from .images import decode_grey
+from .data.store import FolderWriter, open_store, read_grey
 from .pdf.ingest import IngestConfig, ingest, select_pages
 from .pdf.layout import render, text_lines
 from .pdf.synth import SynthConfig, synthesize
@@ -171,7 +170,7 @@ def tight_copy(src: Path, dst: Path) -> None:
     store = open_store(src)
     with FolderWriter(dst) as w:
         for i in range(len(store)):
-            img = decode_grey(store.image_bytes(i), f"{src}/{store.name(i)}")
+            img = read_grey(store, i)
             ink = ink_mask(img)
             if ink is not None and ink.any():
                 x, y, bw, bh = cv2.boundingRect(ink.astype(np.uint8))

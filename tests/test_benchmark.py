@@ -111,7 +111,7 @@ def test_runner_and_report_with_a_fake_engine(suite, tiny_export, tiny_run, tmp_
     assert r["gallery"] and all((report / g["image"]).is_file() for g in r["gallery"])
 
 
-@pytest.mark.parametrize("name", ["tesseract", "ppocr"])
+@pytest.mark.parametrize("name", ["tesseract", "ppocrv6", "ppocr"])
 def test_runner_with_an_installed_anchor(name, suite, tiny_export, tmp_path):
     try:
         anchor(name)
@@ -121,7 +121,9 @@ def test_runner_with_an_installed_anchor(name, suite, tiny_export, tmp_path):
     rows = [x for x in r["rows"] if x["engine"] != "ours:" + tiny_export.name]
     assert len(rows) == len(CONDITIONS) + 1 and not r["missing"]
     clean = next(x for x in rows if x["condition"] == "clean")
-    assert clean["word_acc"] > 0.5  # a real OCR engine reads clean held-out-font lines
+    # a real OCR engine reads the characters of clean held-out-font lines (by CER: PP-OCRv4's
+    # Chinese model drops the spaces between Latin words, so its word accuracy here is ~0.5)
+    assert clean["cer"] < 0.1
     assert any(c["claim"].startswith("ours:") for c in r["claims"])
 
 

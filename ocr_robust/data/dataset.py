@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, Sampler
 from ..charset import Charset
 from ..images import HEIGHT, decode_grey, pad_batch, resize_to_height
 from .crop import CROP_MODES, normalise_crop
-from .store import ConcatStore, FolderStore, LmdbStore, image_size, open_store
+from .store import ConcatStore, FolderStore, LmdbStore, image_size, open_store, read_grey
 
 __all__ = ["LineDataset", "collate", "BucketBatchSampler"]
 
@@ -78,7 +78,7 @@ class LineDataset(Dataset):
 
     def __getitem__(self, k: int) -> dict:
         i = self.indices[k]
-        img = decode_grey(self.store.image_bytes(i), f"{self.store.path}/{self.store.name(i)}")
+        img = read_grey(self.store, i)
         if self.transform is not None:
             img = self.transform(img)
         if self.crop == "ink":

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from ..errors import InputError
+import numpy as np
 
-__all__ = ["LABELS", "LMDB_MAP_SIZE", "Sample", "LineStore", "is_lmdb", "STORES", "open_store", "FolderStore",
+from ..errors import InputError
+from ..images import decode_grey
+
+__all__ = ["LABELS", "LMDB_MAP_SIZE", "Sample", "LineStore", "is_lmdb", "STORES", "read_grey", "open_store", "FolderStore",
            "LmdbStore", "ConcatStore", "FolderWriter", "LmdbWriter", "open_writer", "iter_store", "convert",
            "image_ext", "image_size"]
 
@@ -47,6 +50,12 @@ def is_lmdb(path: str | Path) -> bool:
 
 
 STORES = "stores.txt"
+
+
+def read_grey(store: "FolderStore | LmdbStore | ConcatStore", i: int) -> np.ndarray:
+    """Line ``i`` of a store as a grey uint8 image; an ``InputError`` names the store and the
+    line when it is not a usable image."""
+    return decode_grey(store.image_bytes(i), f"{store.path}/{store.name(i)}")
 
 
 def open_store(path: str | Path, strict: bool = False) -> "FolderStore | LmdbStore | ConcatStore":
