@@ -29,6 +29,7 @@ from .data.store import open_store, read_grey
 from .engines import Engine, OursEngine, anchor, normalise_reading
 from .images import output_frames, pad_batch, resize_to_height
 from .metrics import Scores, confusion_counts
+from .models import model_state
 from .runs import read_metrics
 from .suite import CONDITIONS, NO_TEXT, TIGHT, load_suite
 
@@ -79,13 +80,10 @@ def saliency(model: torch.nn.Module, img: np.ndarray) -> tuple[np.ndarray, np.nd
     line = resize_to_height(img)
     x, widths = pad_batch([line])
     x = x.clone().requires_grad_(True)
-    was = model.training
-    model.eval()
-    with torch.enable_grad():
+    with model_state(model, train=False), torch.enable_grad():
         lp = model(x)[: output_frames(int(widths[0])), 0]
         path = lp.argmax(-1)
         lp.gather(1, path[:, None]).sum().backward()
-    model.train(was)
     assert x.grad is not None  # set by the backward pass above
     g = x.grad[0, 0, :, : line.shape[1]].numpy()
     return line, np.maximum(g, 0), np.maximum(-g, 0)

@@ -18,6 +18,7 @@ models on the 2-core CPU (``benchmarks/bench_train_step.py``).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -25,8 +26,8 @@ import torch.nn as nn
 
 from .images import HEIGHT, PIXEL_MAX, output_frames
 
-__all__ = ["ModelConfig", "REGISTRY", "conv_bn", "CRNN", "build_model", "native_bf16", "autocast", "count_params",
-           "forward_flops"]
+__all__ = ["ModelConfig", "REGISTRY", "conv_bn", "CRNN", "build_model", "native_bf16", "autocast", "model_state",
+           "count_params", "forward_flops"]
 
 
 @dataclass
@@ -128,6 +129,22 @@ def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
     computed in float32 (``losses.ctc_per_line``)."""
     on = enabled and native_bf16(device)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+
+
+@contextlib.contextmanager
+def model_state(model: torch.nn.Module, train: bool = False, grads: bool = True):
+    """Run the model in train or eval state, restoring its own state afterwards. In eval
+    state on CUDA with ``grads`` (attacks, saliency), cuDNN is off: its RNN has no backward
+    pass in eval mode."""
+    was = model.training
+    model.train(train)
+    cudnn = torch.backends.cudnn.flags(enabled=False) if (not train and grads and next(model.parameters()).is_cuda) \
+        else contextlib.nullcontext()
+    try:
+        with cudnn:
+            yield model
+    finally:
+        model.train(was)
 
 
 def count_params(model: nn.Module) -> int:

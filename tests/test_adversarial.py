@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import short_lines
 
-from ocr_robust.adversarial.attacks import confusable_attack, fgsm, model_state, pgd
+from ocr_robust.adversarial.attacks import confusable_attack, fgsm, pgd
 from ocr_robust.adversarial.confusion import (
     TextConfuser,
     confuse_class,
@@ -23,7 +23,7 @@ from ocr_robust.data.dataset import collate
 from ocr_robust.data.notext import KINDS, add_notext, make_notext
 from ocr_robust.data.sampler import HardExampleSampler
 from ocr_robust.losses import ctc_per_line
-from ocr_robust.models import build_model
+from ocr_robust.models import build_model, model_state
 from ocr_robust.training import MODES, StepContext, TrainConfig, Trainer
 from ocr_robust.training.modes.realtime import RealtimeMode
 

@@ -14,7 +14,6 @@ the model's 0..255 pixel space and never touches a line's padding.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass, field
 from typing import cast
@@ -26,22 +25,8 @@ from ..losses import ctc_per_line, encode_targets
 from ..models import CRNN, autocast
 from .perturb import project_, to_pixels, width_mask
 
-__all__ = ["model_state", "AttackResult", "read_texts", "perturb", "fgsm", "pgd", "confusable_attack",
+__all__ = ["AttackResult", "read_texts", "perturb", "fgsm", "pgd", "confusable_attack",
            "seeded_confusions"]
-
-
-@contextlib.contextmanager
-def model_state(model: torch.nn.Module, train: bool = False):
-    """Run the model in train or eval state, restoring its own state afterwards."""
-    was = model.training
-    model.train(train)
-    cudnn = torch.backends.cudnn.flags(enabled=False) if (not train and next(model.parameters()).is_cuda) \
-        else contextlib.nullcontext()
-    try:
-        with cudnn:
-            yield model
-    finally:
-        model.train(was)
 
 
 @dataclass
@@ -72,7 +57,7 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     ``step_size``, the seed's adversary); by default ``sign`` for L-inf and ``l2`` for L2.
     Sizes are in 0..1 image units; ``eps=None`` or ``norm=None`` leaves the perturbation
     unbounded (pixel range only). The model's state is not changed here: callers wrap the
-    call in :func:`model_state`.
+    call in :func:`ocr_robust.models.model_state`.
     """
     rule = rule or ("l2" if norm == "l2" else "sign")
     if rule not in ("sign", "l2", "sgd"):

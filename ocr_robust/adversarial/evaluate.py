@@ -13,7 +13,8 @@ from ..charset import ConfusableTable
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from ..errors import InputError
 from ..metrics import Scores
-from .attacks import confusable_attack, fgsm, model_state, pgd, read_texts, seeded_confusions
+from ..models import model_state
+from .attacks import confusable_attack, fgsm, pgd, read_texts, seeded_confusions
 from .confusion import TextConfuser
 from .perturb import parse_eps
 from .report import AttackedLine, write_page

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
-from .attacks import confusable_attack, model_state, read_texts
+from ..models import model_state
+from .attacks import confusable_attack, read_texts
 
 __all__ = ["DEFAULT_VAL_ATTACK", "AttackedLine", "attack_validation", "amplified", "write_page"]
 

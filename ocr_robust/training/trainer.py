@@ -35,7 +35,7 @@ from ..data.sampler import HardExampleSampler
 from ..decoding import greedy_batch
 from ..errors import InputError
 from ..metrics import Scores
-from ..models import CRNN, ModelConfig, build_model
+from ..models import CRNN, ModelConfig, build_model, model_state
 from ..runs import METRICS_FILE, pick_device, save_weights
 from .checkpoint import STATE_FILE, read_state, rng_state, set_rng_state, write_state
 from .config import TrainConfig
@@ -68,18 +68,16 @@ def seed_everything(seed: int) -> None:
 def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size: int = 64,
              progress: bool = False) -> Scores:
     """Greedy-decode every line of ``ds`` and score it."""
-    was = model.training
-    model.eval()
     widths = ds.widths() if hasattr(ds, "widths") else ds.dataset.widths()
     if isinstance(ds, Subset):
         widths = [widths[i] for i in ds.indices]
     loader = DataLoader(ds, batch_sampler=BucketBatchSampler(widths, batch_size, shuffle=False), collate_fn=collate)
     scores = Scores()
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        logp = model(batch["images"].to(device)).float().cpu()
-        preds = greedy_batch(logp, CRNN.output_lengths(batch["widths"]).tolist(), charset)
-        scores.update([p.text for p in preds], batch["texts"])
-    model.train(was)
+    with model_state(model, train=False, grads=False):
+        for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            logp = model(batch["images"].to(device)).float().cpu()
+            preds = greedy_batch(logp, CRNN.output_lengths(batch["widths"]).tolist(), charset)
+            scores.update([p.text for p in preds], batch["texts"])
     return scores
 
 
