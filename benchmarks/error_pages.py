@@ -28,6 +28,20 @@ def kind(truth: str, pred: str) -> str:
     return "characters"
 
 
+def tally_losses(reading, key) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
+    """Words and words lost (aligned word matching) per ``key(line name)`` of a store reading,
+    and the words lost by kind of error."""
+    words, lost, by_kind = collections.Counter(), collections.Counter(), collections.Counter()
+    for name, truth, pred in zip(reading.names, reading.truths, reading.preds):
+        n = len(truth.split())
+        miss = n - aligned_matches(pred.text.split(), truth.split())
+        words[key(name)] += n
+        lost[key(name)] += miss
+        if miss:
+            by_kind[kind(truth, pred.text)] += miss
+    return words, lost, by_kind
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
@@ -42,16 +56,12 @@ def main() -> None:
     reading = read_store(Recognizer(a.model), a.lines)
     for problem in reading.problems:
         print("skipped:", problem)
-    words, lost, by_kind = collections.Counter(), collections.Counter(), collections.Counter()
-    for name, truth, pred in zip(reading.names, reading.truths, reading.preds):
+
+    def page_of(name: str) -> tuple[str, int]:
         parts = Path(name).parts  # images/NNNNN_doc_XXXXX/pPPPP_lLLLL.png, as ingest names them
-        page = (parts[-2].split("_", 1)[1], int(parts[-1][1:5]))
-        n = len(truth.split())
-        miss = n - aligned_matches(pred.text.split(), truth.split())
-        words[page] += n
-        lost[page] += miss
-        if miss:
-            by_kind[kind(truth, pred.text)] += miss
+        return parts[-2].split("_", 1)[1], int(parts[-1][1:5])
+
+    words, lost, by_kind = tally_losses(reading, page_of)
     total = sum(words.values())
     print(f"{'page':<18} {'kind':<8} {'words':>5} {'lost':>4} {'%':>6}  fonts / marks")
     for page in sorted(words):

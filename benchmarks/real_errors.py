@@ -24,11 +24,11 @@ import pymupdf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from error_pages import kind  # noqa: E402
+from error_pages import tally_losses  # noqa: E402
 
 from ocr_robust.bench import read_store  # noqa: E402
 from ocr_robust.inference import Recognizer  # noqa: E402
-from ocr_robust.metrics import aligned_matches, confusion_counts  # noqa: E402
+from ocr_robust.metrics import confusion_counts  # noqa: E402
 from ocr_robust.pdf.ingest import _safe  # noqa: E402
 
 
@@ -72,18 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {}
     for cond in a.conditions.split(","):
         r = read_store(rec, suite / cond)
-        words, lost, kinds = collections.Counter(), collections.Counter(), collections.Counter()
+        words, lost, kinds = tally_losses(r, lambda name: Path(name).parts[-2])  # per document
         pages: dict[str, set[int]] = collections.defaultdict(set)
-        for name, truth, pred in zip(r.names, r.truths, r.preds):
+        for name in r.names:
             parts = Path(name).parts
-            doc = parts[-2]
-            pages[doc].add(int(parts[-1][1:5]))
-            n = len(truth.split())
-            miss = n - aligned_matches(pred.text.split(), truth.split())
-            words[doc] += n
-            lost[doc] += miss
-            if miss:
-                kinds[kind(truth, pred.text)] += miss
+            pages[parts[-2]].add(int(parts[-1][1:5]))
         fams_words, fams_lost = collections.Counter(), collections.Counter()
         docs = []
         for doc in sorted(words, key=lambda d: -lost[d]):
