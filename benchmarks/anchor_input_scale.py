@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 
-from ocr_robust.benchmark import _load
-from ocr_robust.engines import anchor, normalise_reading
-from ocr_robust.metrics import Scores
+from ocr_robust.evaluation.benchmark import load_lines
+from ocr_robust.evaluation.engines import anchor, normalise_reading
+from ocr_robust.evaluation.metrics import Scores
 
 VARIANTS = ((1, 0), (1, 10), (2, 10), (3, 10))  # (scale, border px)
 
@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--anchors", default="tesseract,ppocrv6")
     ap.add_argument("--json")
     a = ap.parse_args()
-    images, truths = _load(Path(a.suite) / a.condition, None)
+    images, truths = load_lines(Path(a.suite) / a.condition, None)
     step = max(1, len(images) // a.lines)
     images, truths = images[::step][: a.lines], truths[::step][: a.lines]
     rows = []

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ocr_robust.bench import bench  # noqa: E402
 from ocr_robust.data.store import open_store  # noqa: E402
+from ocr_robust.evaluation.lines import bench  # noqa: E402
+from ocr_robust.evaluation.suite import TIGHT, _sample_store, load_suite  # noqa: E402
 from ocr_robust.pdf.ingest import IngestConfig, ingest  # noqa: E402
-from ocr_robust.suite import TIGHT, _sample_store, load_suite  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ seconds per epoch and peak memory growth, each as a ratio to natural training::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import subprocess
@@ -121,12 +122,13 @@ def target_one(args) -> None:
     reaches ``--target`` or ``--minutes`` of training run out; print the curve."""
     import torch
 
-    from ocr_robust.training import Trainer, evaluate
+    from ocr_robust.evaluation.lines import evaluate
+    from ocr_robust.training import Trainer
 
     mode, opts = ROWS[args.target_one]
     torch.set_num_threads(args.threads)
-    cfg = _config(args, args.target_one, mode, opts)
-    cfg.report_images = 0  # no human-check page: its attacks would count as training time
+    # no human-check page: its attacks would count as training time
+    cfg = dataclasses.replace(_config(args, args.target_one, mode, opts), report_images=0)
     t = Trainer(cfg, progress=False)
     curve: list[tuple[float, int, float]] = []  # (training seconds, step, validation word accuracy)
     next_check = [args.check_seconds]
@@ -201,8 +203,8 @@ def run_child(name: str, args, flag: str) -> dict:
 
 
 def measure(row: dict, args) -> dict:
-    from ocr_robust.adversarial.evaluate import attack_store
-    from ocr_robust.bench import bench
+    from ocr_robust.evaluation.attacks import attack_store
+    from ocr_robust.evaluation.lines import bench
     from ocr_robust.runs import load_torch_model
 
     tests = {k: str(Path(args.tests) / f"test-{k}") for k in ("clean", "watermark", "lowres")}

@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_ingest import machine  # noqa: E402
 
 from ocr_robust.data.store import open_store  # noqa: E402
+from ocr_robust.evaluation.metrics import Scores  # noqa: E402
 from ocr_robust.export import export  # noqa: E402
 from ocr_robust.images import decode_grey, pad_batch, resize_to_height  # noqa: E402
 from ocr_robust.inference import Recognizer  # noqa: E402
-from ocr_robust.metrics import Scores  # noqa: E402
 from ocr_robust.models import forward_flops  # noqa: E402
 
 

@@ -35,8 +35,8 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     from dataclasses import fields
 
-    from ocr_robust.bench import bench
     from ocr_robust.demo import RECIPE
+    from ocr_robust.evaluation.lines import bench
     from ocr_robust.training import TrainConfig, Trainer
 
     known = {f.name for f in fields(TrainConfig)}

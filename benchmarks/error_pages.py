@@ -13,9 +13,9 @@ import json
 import re
 from pathlib import Path
 
-from ocr_robust.bench import read_store
+from ocr_robust.evaluation.lines import read_store
+from ocr_robust.evaluation.metrics import aligned_matches
 from ocr_robust.inference import Recognizer
-from ocr_robust.metrics import aligned_matches
 
 
 def kind(truth: str, pred: str) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ocr_robust.benchmark import CACHE, _load  # noqa: E402
-from ocr_robust.engines import normalise_reading  # noqa: E402
+from ocr_robust.evaluation.benchmark import CACHE, load_lines  # noqa: E402
+from ocr_robust.evaluation.engines import normalise_reading  # noqa: E402
+from ocr_robust.evaluation.metrics import Scores  # noqa: E402
 from ocr_robust.inference import Recognizer  # noqa: E402
-from ocr_robust.metrics import Scores  # noqa: E402
 
 FOLD = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     suite = Path(a.suite)
     rows = []
     for cond in a.conditions.split(","):
-        images, truths = _load(suite / cond, None)
+        images, truths = load_lines(suite / cond, None)
         readers = {f"ours:{Path(m).name}": [d.text for d in Recognizer(m).recognize(images)] for m in a.models}
         for f in sorted((suite / CACHE).glob(f"*-{cond}-*.json")):
             got = json.loads(f.read_text(encoding="utf-8"))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from ocr_robust.benchmark import _load
+from ocr_robust.evaluation.benchmark import load_lines
+from ocr_robust.evaluation.metrics import Scores
 from ocr_robust.inference import Recognizer
-from ocr_robust.metrics import Scores
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="pretrained/latin", help="an export folder with model.onnx")
@@ -23,7 +23,7 @@ ap.add_argument("--suite", required=True)
 ap.add_argument("--lines", type=int, default=400)
 a = ap.parse_args()
 src, suite = Path(a.model), Path(a.suite)
-images, truths = _load(suite / "clean", None)
+images, truths = load_lines(suite / "clean", None)
 step = max(1, len(images) // a.lines)
 images, truths = images[::step][: a.lines], truths[::step][: a.lines]
 ref = [d.text for d in Recognizer(src, engine="onnx").recognize(images)]

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from error_pages import tally_losses  # noqa: E402
 
-from ocr_robust.bench import read_store  # noqa: E402
+from ocr_robust.evaluation.lines import read_store  # noqa: E402
+from ocr_robust.evaluation.metrics import confusion_counts  # noqa: E402
 from ocr_robust.inference import Recognizer  # noqa: E402
-from ocr_robust.metrics import confusion_counts  # noqa: E402
 from ocr_robust.pdf.ingest import _safe  # noqa: E402
 
 

@@ -7,8 +7,9 @@ import glob
 import json
 import os
 import sys
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import ExportError, InputError
@@ -17,9 +18,9 @@ from .inference import ENGINES, default_model
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["cmd_synth", "cmd_ingest", "cmd_convert", "cmd_models", "parse_options", "cmd_train", "cmd_attack",
-           "cmd_bench", "cmd_export", "IMAGE_EXTS", "cmd_recognize", "cmd_serve", "cmd_benchmark", "build_parser",
-           "main"]
+__all__ = ["cmd_synth", "cmd_ingest", "cmd_convert", "cmd_models", "parse_options", "add_config_flags", "train_config",
+           "cmd_train", "cmd_attack", "cmd_bench", "cmd_export", "IMAGE_EXTS", "cmd_recognize", "cmd_serve",
+           "cmd_benchmark", "build_parser", "main"]
 
 
 def _expand_pdfs(items: list[str]) -> list[str]:
@@ -140,22 +141,58 @@ def parse_options(items: list[str] | None) -> dict:
     return out
 
 
-def cmd_train(a: argparse.Namespace) -> int:
-    from .training import TrainConfig, Trainer
+def _config_flags(cls) -> list[tuple[str, Any]]:
+    """(flag, field) for every field of a config dataclass that has a flag: ``--FIELD-NAME``
+    unless its metadata names another, none for ``flag: None``."""
+    out = []
+    for f in fields(cls):
+        flag = f.metadata.get("flag", "")
+        if flag is None:
+            continue
+        out.append((flag or "--" + f.name.replace("_", "-"), f))
+    return out
 
-    over = {"data": a.data, "out": a.out, "val": a.val, "model": a.model, "mode": a.mode, "epochs": a.epochs,
-            "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device, "augment": a.augment,
-            "time_limit_min": a.time_limit, "charset": a.charset, "workers": a.workers, "init_from": a.init,
-            "notext_rate": a.notext_rate, "sampler": a.sampler, "stop_loss_patience": a.stop_loss_patience,
-            "stop_val_patience": a.stop_val_patience, "stop_easy_share": a.stop_easy_share,
-            "report_images": a.report_images, "sortagrad": a.sortagrad}
-    if a.config:
-        cfg = TrainConfig.from_yaml(a.config, **over)
-    else:
-        cfg = TrainConfig(**{k: v for k, v in over.items() if v is not None})
-    cfg.mode_options = {**cfg.mode_options, **parse_options(a.opt)}
+
+def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per config field, typed from its annotation, with the field's help and
+    default: the flags are built from the config, never mirrored by hand."""
+    for flag, f in _config_flags(cls):
+        kinds = {k.strip() for k in str(f.type).split("|")}
+        default = f.default if f.default is not MISSING else None
+        kw: dict[str, Any] = {"dest": f.name, "default": None,
+                              "help": f"{f.metadata.get('help', '')} (default {default!r})".replace("%", "%%")}
+        if "bool" in kinds:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = int if "int" in kinds else float if "float" in kinds else str
+            kw["metavar"] = f.name.upper() if not f.metadata.get("choices") else None
+            if f.metadata.get("choices"):
+                kw["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, **{k: v for k, v in kw.items() if v is not None or k == "default"})
+
+
+def train_config(a: argparse.Namespace):
+    """The run's TrainConfig: the defaults, then ``--config``, then the flags, then ``--opt``."""
+    from .training.config import TrainConfig
+
+    over = {f.name: getattr(a, f.name) for _, f in _config_flags(TrainConfig)}
+    try:
+        if a.config:
+            cfg = TrainConfig.from_yaml(a.config, **over)
+        else:
+            cfg = TrainConfig(**{k: v for k, v in over.items() if v is not None})
+        cfg = replace(cfg, mode_options={**cfg.mode_options, **parse_options(a.opt)})
+    except ValueError as e:
+        raise InputError(a.config or "ocr-robust train", str(e)) from None
     if not cfg.data:
         raise InputError("--data", "a line store to train on is required (--data or 'data:' in the config)")
+    return cfg
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .training import Trainer
+
+    cfg = train_config(a)
     trainer = Trainer(cfg, progress=not a.quiet)
     for p in trainer.problems[:20]:
         print(f"skipped: {p}", file=sys.stderr)
@@ -174,7 +211,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_attack(a: argparse.Namespace) -> int:
-    from .adversarial.evaluate import attack_store, format_rows
+    from .evaluation.attacks import attack_store, format_rows
     from .runs import load_torch_model, pick_device
 
     device = pick_device(a.device)
@@ -201,7 +238,7 @@ def cmd_attack(a: argparse.Namespace) -> int:
 
 def cmd_bench(a: argparse.Namespace) -> int:
     a.model = a.model or str(default_model())
-    from .bench import bench, format_table
+    from .evaluation.lines import bench, format_table
 
     rows = bench(a.model, a.data, batch_size=a.batch_size, decoder=a.decoder, engine=a.engine)
     print(format_table(rows))
@@ -323,7 +360,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 def cmd_benchmark(a: argparse.Namespace) -> int:
     if a.action == "build":
-        from .suite import build_suite
+        from .evaluation.suite import build_suite
 
         if not a.out:
             raise SystemExit("ocr-robust benchmark build: --out is required")
@@ -334,7 +371,7 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
         for name, c in d["conditions"].items():
             print(f"  {name:<17}{c['lines']:>6} lines  {c['what']}")
         return 0
-    from .benchmark import EPS, run_benchmark
+    from .evaluation.benchmark import EPS, run_benchmark
 
     if not (a.suite and a.out and a.models):
         raise SystemExit("ocr-robust benchmark run: --suite, --models and --out are required")
@@ -404,43 +441,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("models", help="list the registered models with parameters and FLOPs per line")
     s.set_defaults(func=cmd_models)
 
-    s = sub.add_parser("train", help="train a recognizer on a line store")
-    s.add_argument("--data", help="training line store (folder or LMDB)")
-    s.add_argument("--val", help="validation line store (default: a held-back share of --data)")
-    s.add_argument("--out", help="run folder")
+    s = sub.add_parser("train", help="train a recognizer on a line store",
+                       description="Every TrainConfig field (ocr_robust/training/config.py) is a flag; flags "
+                                   "override --config.")
     s.add_argument("--config", help="YAML with TrainConfig fields; command-line flags override it")
-    s.add_argument("--model", help="crnn-small (default) or crnn-large")
-    s.add_argument("--mode", help="training mode (default natural)")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--lr", type=float)
-    s.add_argument("--augment", type=float, help="augmentation strength, 0 to turn off")
-    s.add_argument("--time-limit", type=float, help="stop after this many minutes, keeping best and last")
-    s.add_argument("--charset")
-    s.add_argument("--device", help="auto (default), cpu, cuda")
-    s.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
-    s.add_argument("--seed", type=int)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     s.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="a training-mode option, e.g. --opt norm=linf --opt eps=8/255 (repeatable)")
-    s.add_argument("--init", help="start from the weights of this run or export (fine-tuning)")
-    s.add_argument("--notext-rate", type=float,
-                   help="no-text images per line in a batch (default 0.05 realtime, else 0)")
-    s.add_argument("--sampler", choices=["auto", "bucket", "hard"], help="hard: hard-example sampling (auto: realtime)")
-    s.add_argument("--sortagrad", action="store_true", default=None,
-                   help="bucket sampler, training from scratch: the first epoch narrowest lines first")
-    s.add_argument("--stop-loss-patience", type=int, help="stop after this many epochs without a lower loss")
-    s.add_argument("--stop-val-patience", type=int, help="stop after this many epochs without a better validation")
-    s.add_argument("--stop-easy-share", type=float,
-                   help="attack all validation lines each epoch; stop once this share is still read right")
-    s.add_argument("--report-images", type=int, help="lines on each epoch's adversarial validation page (0: none)")
     s.add_argument("--quiet", action="store_true")
+    from .training.config import TrainConfig
+
+    add_config_flags(s, TrainConfig)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("attack", help="robust accuracy under white-box attacks (FGSM, PGD, targeted confusable)")
     s.add_argument("--model", required=True, help="a run folder or an export folder")
     s.add_argument("--data", nargs="+", required=True, help="line stores")
-    s.add_argument("--attack", default="pgd", choices=["fgsm", "pgd", "confusable"])
+    from .adversarial.attacks import ATTACKS
+
+    s.add_argument("--attack", default="pgd", choices=list(ATTACKS), help="a registered attack (adversarial/attacks/)")
     s.add_argument("--eps", default="4/255", help="budget(s) in 0..1 units, comma-separated: 1/255,2/255,4/255")
     s.add_argument("--norm", default="linf", choices=["linf", "l2"])
     s.add_argument("--steps", type=int, default=10)

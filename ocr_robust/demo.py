@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                    IngestConfig(out=str(line_dir), degrade=degrade, seed=a.seed + off))
         print(format_summary(s))
         rows.append((name, s))
-    from .bench import bench, format_table
     from .data.store import convert
+    from .evaluation.lines import bench, format_table
     from .export import export
     from .inference import Recognizer
     from .training import TrainConfig, Trainer
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         stores.append("train-real.lmdb")
     real_tests: list[str] = []
     if test_docs:
-        from .suite import build_suite
+        from .evaluation.suite import build_suite
 
         d = st.run(f"build the real-document suite from {len(test_docs)} test documents", build_suite,
                    out / "suite", from_pdf=test_docs, seed=0, max_pages=2, max_lines=a.suite_lines, no_text=0,

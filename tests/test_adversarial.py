@@ -384,3 +384,39 @@ def test_sigterm_finishes_the_step_saves_and_resume_continues(small_store, tmp_p
     monkeypatch.setitem(training.MODES, "self-signalling", NaturalMode)
     t2.mode = NaturalMode()
     assert t2.fit()["stopped"] == "epochs" and t2.epoch == 2
+
+
+def test_a_new_attack_is_one_registered_function(trained, small_store, monkeypatch):
+    """The attack registry: an attack registered by name runs in ``attack_store`` (and so in
+    ``ocr-robust attack`` and the benchmark) with its spec; targeted attacks get targets."""
+    from ocr_robust.adversarial.attacks import ATTACKS, AttackResult, AttackSpec, read_texts, register_attack
+    from ocr_robust.adversarial.perturb import project_, to_pixels, width_mask
+    from ocr_robust.evaluation.attacks import attack_store
+    from ocr_robust.runs import load_torch_model
+
+    monkeypatch.setattr("ocr_robust.adversarial.attacks.registry.ATTACKS", dict(ATTACKS))
+    seen: list[AttackSpec] = []
+
+    @register_attack("sign-noise")
+    def sign_noise(model, x, batch, spec, *, charset, generator=None, confused=None):
+        """Random +-eps noise: the blind baseline a gradient attack must beat."""
+        seen.append(spec)
+        mask = width_mask(x, batch["widths"])
+        delta = to_pixels(spec.eps) * torch.randint(0, 2, x.shape, generator=generator).float().mul(2).sub(1)
+        project_(delta, x, "linf", to_pixels(spec.eps), mask)
+        with torch.no_grad():
+            logp = model((x + delta).clamp(0, 255))
+        return AttackResult((x + delta).clamp(0, 255), torch.zeros(x.shape[0]), torch.ones(x.shape[0]),
+                            texts=read_texts(logp, batch["widths"], charset))
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register_attack("sign-noise")(sign_noise)
+    run, _, _ = trained
+    model, charset, _ = load_torch_model(run)
+    row = attack_store(model, charset, small_store, "sign-noise", "8/255", steps=3)
+    assert seen and seen[0].eps == pytest.approx(8 / 255) and seen[0].steps == 3
+    assert row["attack"] == "sign-noise" and row["lines"] == 16 and row["targeted_success"] is None
+    pgd_row = attack_store(model, charset, small_store, "pgd", "8/255", steps=3)
+    assert pgd_row["robust_word_acc"] <= row["robust_word_acc"]
+    with pytest.raises(ValueError, match="unknown attack 'nope'; choose from .*pgd.*sign-noise"):
+        attack_store(model, charset, small_store, "nope")

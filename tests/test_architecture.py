@@ -49,8 +49,23 @@ def test_reading_a_line_loads_no_training_code(tmp_path):
         "img = np.full((32, 96), 255, np.uint8); img[10:22, 10:80] = 0\n"
         "Recognizer(default_model()).recognize([img])\n"
         "print(sorted(m for m in sys.modules if m.startswith(('ocr_robust.training', 'ocr_robust.adversarial', "
-        "'ocr_robust.augment', 'ocr_robust.data.sampler', 'ocr_robust.data.dataset'))))\n"
+        "'ocr_robust.augment', 'ocr_robust.data.sampler', 'ocr_robust.data.dataset', 'ocr_robust.evaluation'))))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_evaluation_never_imports_training_and_the_attacks_never_import_evaluation():
+    """Layers (docs/ARCHITECTURE.md): attacks < evaluation < training."""
+    offenders = {}
+    below = {"evaluation": ("ocr_robust.training",), "adversarial": ("ocr_robust.training", "ocr_robust.evaluation")}
+    for f in PKG.rglob("*.py"):
+        rel = f.relative_to(PKG)
+        banned = below.get(rel.parts[0])
+        if not banned:
+            continue
+        bad = sorted(m for m in _imports(f) if m.startswith(banned))
+        if bad:
+            offenders[str(rel)] = bad
+    assert offenders == {}

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ocr_robust.benchmark import run_benchmark
 from ocr_robust.cli import main
 from ocr_robust.data.store import FolderStore
-from ocr_robust.engines import anchor
+from ocr_robust.evaluation.benchmark import run_benchmark
+from ocr_robust.evaluation.engines import anchor
+from ocr_robust.evaluation.metrics import char_substitutions, confusion_counts
+from ocr_robust.evaluation.suite import CONDITIONS, NO_TEXT, build_suite
 from ocr_robust.export import export
-from ocr_robust.metrics import char_substitutions, confusion_counts
-from ocr_robust.suite import CONDITIONS, NO_TEXT, build_suite
 
 
 @pytest.fixture(scope="module")

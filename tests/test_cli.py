@@ -37,3 +37,33 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "ocr-robust"  # installed by setup.cfg's console_scripts
     r = subprocess.run([str(script), "synth", "--list"], capture_output=True, text=True)
     assert r.returncode == 0 and "heldout" in r.stdout and "diagonal" in r.stdout
+
+
+def test_train_flags_are_built_from_the_config_fields(tmp_path, capsys):
+    """Every TrainConfig field is a ``train`` flag that sets it, flags override --config, and a
+    bad value fails in one line naming the file and the field."""
+    from dataclasses import fields
+
+    from ocr_robust.cli import build_parser, train_config
+    from ocr_robust.training.config import TrainConfig
+
+    with __import__("pytest").raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for f in fields(TrainConfig):
+        if f.metadata.get("flag", "") is None:
+            continue
+        assert (f.metadata.get("flag") or "--" + f.name.replace("_", "-")) in help_text, f.name
+    (tmp_path / "c.yaml").write_text("data: d\nlr: 1e-3\nepochs: 3\nhard_extra: 0.1\n", encoding="utf-8")
+    a = build_parser().parse_args(["train", "--config", str(tmp_path / "c.yaml"), "--hard-extra", "0.5", "--no-amp",
+                                   "--crop", "none", "--time-limit", "2", "--opt", "eps=8/255"])
+    cfg = train_config(a)
+    assert (cfg.data, cfg.lr, cfg.epochs, cfg.hard_extra, cfg.amp, cfg.crop, cfg.time_limit_min) == \
+        ("d", 1e-3, 3, 0.5, False, "none", 2.0)
+    assert cfg.mode_options == {"eps": "8/255"}
+    (tmp_path / "bad.yaml").write_text("data: d\nepochs: ten\n", encoding="utf-8")
+    assert main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: epochs: expected int, got 'ten'" in err and "Traceback" not in err
+    assert main(["train", "--data", "d", "--sampler", "hard", "--opt", "x"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

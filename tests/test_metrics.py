@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from ocr_robust.metrics import aligned_matches, score
+from ocr_robust.evaluation.metrics import aligned_matches, score
 
 
 @pytest.mark.parametrize("pred,truth,matched", [

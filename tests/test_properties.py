@@ -11,7 +11,7 @@ from ocr_robust.adversarial.confusion import TextConfuser
 from ocr_robust.charset import Charset, ConfusableTable
 from ocr_robust.data.store import FolderStore
 from ocr_robust.errors import InputError
-from ocr_robust.metrics import Scores, char_substitutions
+from ocr_robust.evaluation.metrics import Scores, char_substitutions
 from ocr_robust.pdf.degrade import parse_degrade
 from ocr_robust.pdf.read import open_pdf
 

@@ -294,7 +294,7 @@ def test_real_document_suite_builds_deterministically_with_tight_crops(tmp_path)
 # --- the PP-OCRv6 anchor ------------------------------------------------------------------------
 
 def test_ppocrv6_reads_a_clean_line_when_installed(tmp_path):
-    from ocr_robust.engines import anchor
+    from ocr_robust.evaluation.engines import anchor
 
     try:
         eng = anchor("ppocrv6")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -57,7 +58,7 @@ def test_one_cycle_follows_steps_or_the_time_budget_whichever_runs_out_first(tin
     factors = [t._lr_factor(s) for s in range(3, n + 1)]
     assert all(a >= b for a, b in zip(factors, factors[1:])) and factors[-1] < 1e-5
     # with a time limit, half the budget spent counts as half the schedule even at step 0
-    t.cfg.time_limit_min = 1.0
+    t.cfg = dataclasses.replace(t.cfg, time_limit_min=1.0)
     t._session_t0, t._seconds_base = time.perf_counter() - 20.0, 10.0
     assert t._lr_factor(0) == pytest.approx(t._lr_factor(n // 2), abs=0.02)
     t._session_t0 = time.perf_counter() - 60.0
@@ -157,7 +158,7 @@ def test_init_from_weights_of_another_architecture_is_refused(tiny_store, tmp_pa
     with pytest.raises(InputError, match="another architecture.*stem_stride 1 \\(this run: 2\\)"):
         Trainer(cfg, progress=False)
     save_weights(build_model("crnn-small", n), tmp_path / "new.safetensors")
-    cfg.init_from = str(tmp_path / "new.safetensors")
+    cfg = dataclasses.replace(cfg, init_from=str(tmp_path / "new.safetensors"))
     Trainer(cfg, progress=False)  # the same architecture loads
 
 

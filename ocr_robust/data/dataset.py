@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypedDict
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from ..images import HEIGHT, decode_grey, pad_batch, resize_to_height
 from .crop import CROP_MODES, normalise_crop
 from .store import ConcatStore, FolderStore, LmdbStore, image_size, open_store, read_grey
 
-__all__ = ["LineDataset", "collate", "BucketBatchSampler"]
+__all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler"]
 
 
 @dataclass
@@ -76,7 +76,7 @@ class LineDataset(Dataset):
             self._widths = out
         return self._widths
 
-    def __getitem__(self, k: int) -> dict:
+    def __getitem__(self, k: int) -> LineSample:
         i = self.indices[k]
         img = read_grey(self.store, i)
         if self.transform is not None:
@@ -86,17 +86,40 @@ class LineDataset(Dataset):
         img = resize_to_height(img, self.height, self.max_width)
         text = self.store.text(i)
         target = self.charset.encode(text) if self.charset is not None else []
-        return {"image": img, "text": text, "target": target, "index": k}
+        return LineSample(image=img, text=text, target=target, index=k)
 
 
-def collate(batch: list[dict]) -> dict:
+class LineSample(TypedDict):
+    """One line from :class:`LineDataset`: the image (grey, ``HEIGHT`` rows), its text, the
+    CTC target (class indices) and its index in the dataset."""
+
+    image: np.ndarray
+    text: str
+    target: list[int]
+    index: int
+
+
+class LineBatch(TypedDict):
+    """What the line loader yields: ``images`` N x 1 x H x W (0..255, padded), each line's
+    ``widths``, the concatenated CTC ``targets`` with ``target_lengths``, the ``texts`` and
+    the dataset ``indices`` (the hard-example sampler's keys)."""
+
+    images: torch.Tensor
+    widths: torch.Tensor
+    targets: torch.Tensor
+    target_lengths: torch.Tensor
+    texts: list[str]
+    indices: torch.Tensor
+
+
+def collate(batch: list[LineSample]) -> LineBatch:
     """Batch of samples -> images (N x 1 x H x W, 0..255), widths, concatenated CTC targets,
     target lengths, texts and dataset indices."""
     images, widths = pad_batch([b["image"] for b in batch])
     targets = torch.tensor([t for b in batch for t in b["target"]], dtype=torch.long)
     lengths = torch.tensor([len(b["target"]) for b in batch], dtype=torch.long)
-    return {"images": images, "widths": widths, "targets": targets, "target_lengths": lengths,
-            "texts": [b["text"] for b in batch], "indices": torch.tensor([b["index"] for b in batch])}
+    return LineBatch(images=images, widths=widths, targets=targets, target_lengths=lengths,
+                     texts=[b["text"] for b in batch], indices=torch.tensor([b["index"] for b in batch]))
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..images import HEIGHT
+from .dataset import LineBatch
 
 __all__ = ["KINDS", "make_notext", "add_notext"]
 
@@ -75,7 +76,7 @@ def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind
     raise ValueError(f"unknown no-text kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
-def add_notext(batch: dict, rate: float, rng: np.random.Generator) -> dict:
+def add_notext(batch: LineBatch, rate: float, rng: np.random.Generator) -> LineBatch:
     """Append ``round(rate * N)`` (at least one with probability ``rate * N`` when that is
     below one) no-text images with empty labels to a collated batch, as wide as its lines."""
     n = len(batch["texts"])
@@ -93,7 +94,7 @@ def add_notext(batch: dict, rate: float, rng: np.random.Generator) -> dict:
         img[:, w:] = int(np.median(img[:, w - 1]))
         extra.append(img)
         widths.append(w)
-    out = dict(batch)
+    out = batch.copy()
     out["images"] = torch.cat([x, torch.from_numpy(np.stack(extra)).float()[:, None]], 0)
     out["widths"] = torch.cat([batch["widths"], torch.tensor(widths, dtype=torch.long)])
     out["target_lengths"] = torch.cat([batch["target_lengths"], torch.zeros(k, dtype=torch.long)])

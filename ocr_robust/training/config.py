@@ -5,56 +5,99 @@ the resolved config is written beside the run (``config.yaml``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from ..data.crop import CROP_MODES
 from ..errors import InputError
 from ..images import MAX_WIDTH
+from .schedule import SCHEDULES
 
 __all__ = ["TrainConfig"]
 
 
-@dataclass
+def _f(default, help: str, flag: str | None = "", choices: tuple[str, ...] | None = None):
+    """A config field with its ``train`` help text, its flag where it is not ``--FIELD-NAME``
+    (``None``: no flag) and the values it takes, where they are few."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    data: str = ""
-    out: str = "runs/run"
-    val: str | None = None  # a separate validation store; else val_fraction of data
-    val_fraction: float = 0.05
-    model: str = "crnn-small"
-    charset: str = "latin"
-    mode: str = "natural"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # share of steps warming up (one-cycle)
-    schedule: str = "onecycle"  # onecycle (warm-up, cosine) | constant (lr throughout: fine-tuning, time budgets)
-    grad_clip: float = 5.0
-    augment: float = 1.0  # augmentation strength, 0 = off
-    crop: str = "ink"  # crop normalisation in training and reading (data/crop.py); "none": crops as stored
-    crop_jitter: float = 0.5  # training crops re-cut with random margins up to this x the ink height; 0 = off
-    max_width: int = MAX_WIDTH  # the cap the Recognizer reads with, unless a config says otherwise
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bfloat16 mixed precision where the device has it natively (models.native_bf16)
-    workers: int = 0
-    time_limit_min: float | None = None  # stop after this many minutes (best/last kept)
-    mode_options: dict = field(default_factory=dict)
-    init_from: str | None = None  # start from the weights of a run or an export (fine-tuning)
-    notext_rate: float | None = None  # no-text images per line in a batch; None: 0.05 realtime, else 0
-    sampler: str = "auto"  # bucket | hard (hard-example sampling); auto: hard for realtime
-    hard_extra: float = 0.25  # hard sampler: extra draws per epoch, as a share of the lines
-    sortagrad: bool = False  # bucket sampler: the first epoch narrowest lines first (for training from scratch)
+    """Every setting of a training run. Frozen: derive a changed copy with
+    ``dataclasses.replace``. Each field's ``metadata`` carries its ``help`` (and ``flag``, where
+    the ``train`` flag is not the field's name); ``ocr-robust train`` builds its flags from them."""
+
+    data: str = _f("", "training line store: a folder, an LMDB, or NAME.txt listing stores")
+    out: str = _f("runs/run", "run folder")
+    val: str | None = _f(None, "validation line store (default: a held-back share of --data)")
+    val_fraction: float = _f(0.05, "share of --data held back for validation when --val is not given")
+    model: str = _f("crnn-small", "a registered model (ocr-robust models): crnn-small, crnn-large, ...")
+    charset: str = _f("latin", "a charset name (ocr_robust/charsets) or a charset file")
+    mode: str = _f("natural", "training mode: natural, realtime, pgd-at, fgsm-rs, free-at, nsl, trades")
+    epochs: int = _f(10, "epochs to train")
+    batch_size: int = _f(64, "lines per batch")
+    lr: float = _f(2e-3, "peak learning rate (AdamW)")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    warmup: float = _f(0.1, "share of steps warming up (onecycle)")
+    schedule: str = _f("onecycle", "onecycle (warm-up, cosine) or constant (fine-tuning, time budgets)",
+                        choices=SCHEDULES)
+    grad_clip: float = _f(5.0, "clip the gradient norm to this")
+    augment: float = _f(1.0, "augmentation strength, 0 to turn off")
+    crop: str = _f("ink", "crop normalisation in training and reading: ink, or none (crops as stored)",
+                    choices=CROP_MODES)
+    crop_jitter: float = _f(0.5, "re-cut training crops with random margins up to this x the ink height; 0: off")
+    max_width: int = _f(MAX_WIDTH, "widest line in pixels; wider lines are squeezed")
+    seed: int = _f(0, "random seed")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    amp: bool = _f(True, "bfloat16 mixed precision where the device has it natively")
+    workers: int = _f(0, "DataLoader worker processes")
+    time_limit_min: float | None = _f(None, "stop after this many minutes, keeping best and last", flag="--time-limit")
+    mode_options: dict = field(default_factory=dict, metadata={"flag": None})  # --opt KEY=VALUE
+    init_from: str | None = _f(None, "start from the weights of this run or export (fine-tuning)", flag="--init")
+    notext_rate: float | None = _f(None, "no-text images per line in a batch (default 0.05 realtime, else 0)")
+    sampler: str = _f("auto", "bucket, hard (hard-example sampling) or auto (hard for realtime)",
+                       choices=("auto", "bucket", "hard"))
+    hard_extra: float = _f(0.25, "hard sampler: extra draws per epoch, as a share of the lines")
+    sortagrad: bool = _f(False, "bucket sampler, training from scratch: the first epoch narrowest lines first")
     # stop criteria (METHODS.md S8), besides the number of epochs; None = off
-    stop_loss_patience: int | None = None  # epochs without the training loss improving
-    stop_val_patience: int | None = None  # epochs without the validation word accuracy improving
-    stop_min_delta: float = 1e-3  # what counts as an improvement for the two above
-    stop_easy_share: float | None = None  # attack all validation lines each epoch; stop at this share read right
-    val_attack: dict = field(default_factory=dict)  # settings of that attack (default: the mode's adversary)
-    report_images: int = 16  # lines on each epoch's adversarial validation page (0 = no page)
-    max_bad_steps: int = 20  # non-finite losses/gradients in a row that stop the run
+    stop_loss_patience: int | None = _f(None, "stop after this many epochs without a lower training loss")
+    stop_val_patience: int | None = _f(None, "stop after this many epochs without a better validation word accuracy")
+    stop_min_delta: float = _f(1e-3, "what counts as an improvement for the two patience rules")
+    stop_easy_share: float | None = _f(None, "attack all validation lines each epoch; stop at this share read right")
+    val_attack: dict = field(default_factory=dict, metadata={"flag": None})
+    report_images: int = _f(16, "lines on each epoch's adversarial validation page (0: none)")
+    max_bad_steps: int = _f(20, "non-finite losses or gradients in a row that stop the run")
+
+    def __post_init__(self) -> None:
+        """Every value of the type its field declares and among its choices: a config from
+        YAML or ``--opt`` fails here with the field's name, not deep inside the run."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kinds = [k.strip() for k in str(f.type).split("|")]
+            if v is None and "None" in kinds:
+                continue
+            if "float" in kinds and isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+                try:
+                    v = float(v)
+                except ValueError:
+                    pass
+                else:
+                    object.__setattr__(self, f.name, v)
+            ok = (("int" in kinds and isinstance(v, int) and not isinstance(v, bool))
+                  or ("float" in kinds and isinstance(v, (int, float)) and not isinstance(v, bool))
+                  or ("str" in kinds and isinstance(v, str)) or ("bool" in kinds and isinstance(v, bool))
+                  or ("dict" in kinds and isinstance(v, dict)))
+            if not ok:
+                raise ValueError(f"{f.name}: expected {' or '.join(k for k in kinds if k != 'None')}, got {v!r}")
+            if "float" in kinds and not math.isfinite(v):
+                raise ValueError(f"{f.name}: expected a finite number, got {v!r}")
+            choices = f.metadata.get("choices")
+            if choices and v not in choices:
+                raise ValueError(f"{f.name}: expected one of {', '.join(choices)}, got {v!r}")
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -62,9 +105,13 @@ class TrainConfig:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as e:
             raise InputError(path, f"cannot read the config: {e}") from None
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
+        if not isinstance(raw, dict):
+            raise InputError(path, "the config must be a mapping of field: value")
+        unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
-            raise InputError(path, f"unknown config keys: {', '.join(sorted(unknown))}")
+            raise InputError(path, f"unknown config keys: {', '.join(sorted(map(str, unknown)))}")
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**raw)
+        try:
+            return cls(**raw)
+        except ValueError as e:
+            raise InputError(path, str(e)) from None

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -29,21 +29,20 @@ from tqdm import tqdm
 from ..augment import Augment
 from ..charset import Charset
 from ..data.crop import CropJitter
-from ..data.dataset import BucketBatchSampler, LineDataset, collate
+from ..data.dataset import BucketBatchSampler, LineBatch, LineDataset, collate
 from ..data.notext import add_notext
 from ..data.sampler import HardExampleSampler
-from ..decoding import greedy_batch
 from ..errors import InputError
-from ..metrics import Scores
-from ..models import CRNN, ModelConfig, build_model, model_state
+from ..evaluation.lines import evaluate
+from ..models import ModelConfig, build_model
 from ..runs import METRICS_FILE, pick_device, save_weights
 from .checkpoint import STATE_FILE, read_state, rng_state, set_rng_state, write_state
 from .config import TrainConfig
 from .modes import StepContext, make_mode
-from .schedule import SCHEDULES, lr_factor, progress
+from .schedule import lr_factor, progress
 from .stopping import STOP_FILE, StopRequests, plateau_reason
 
-__all__ = ["Trainer", "evaluate", "seed_everything"]
+__all__ = ["FitResult", "Trainer", "seed_everything"]
 
 
 @dataclass
@@ -64,21 +63,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@torch.no_grad()
-def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size: int = 64,
-             progress: bool = False) -> Scores:
-    """Greedy-decode every line of ``ds`` and score it."""
-    widths = ds.widths() if hasattr(ds, "widths") else ds.dataset.widths()
-    if isinstance(ds, Subset):
-        widths = [widths[i] for i in ds.indices]
-    loader = DataLoader(ds, batch_sampler=BucketBatchSampler(widths, batch_size, shuffle=False), collate_fn=collate)
-    scores = Scores()
-    with model_state(model, train=False, grads=False):
-        for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
-            logp = model(batch["images"].to(device)).float().cpu()
-            preds = greedy_batch(logp, CRNN.output_lengths(batch["widths"]).tolist(), charset)
-            scores.update([p.text for p in preds], batch["texts"])
-    return scores
+class FitResult(TypedDict):
+    """What :meth:`Trainer.fit` returns: epochs done, optimizer steps, the best validation word
+    accuracy (0..1), what stopped the run (``epochs``, a stop rule, ``time limit``, ``signal
+    ...``, ``stop file``), training seconds of this call, the per-epoch records (as in
+    ``metrics.jsonl``), lines skipped as bad input and non-finite steps skipped."""
+
+    epochs: int
+    steps: int
+    best_val_word_acc: float
+    stopped: str
+    seconds: float
+    history: list[dict[str, Any]]
+    problems: int
+    bad_steps: int
 
 
 class Trainer:
@@ -135,15 +133,13 @@ class Trainer:
             self.sampler = BucketBatchSampler(widths, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                               sortagrad=cfg.sortagrad and not cfg.init_from)
         else:
-            raise ValueError(f"sampler must be auto, bucket or hard, got {cfg.sampler!r}")
+            raise ValueError(f"mode {cfg.mode!r} asks for sampler {kind!r}: bucket or hard")
         self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else self.mode.notext_rate
         self.model = build_model(cfg.model, num_classes=self.charset.num_classes).to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(4, cfg.epochs * len(self.sampler) * self.replays)
-        if cfg.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be onecycle or constant, got {cfg.schedule!r}")
         self.total_steps = total
         self.train_seconds = 0.0  # time spent in training steps, over all sessions of the run
         self._seconds_base = 0.0
@@ -260,7 +256,7 @@ class Trainer:
         return True
 
     # --- loop -----------------------------------------------------------------------
-    def _train_step(self, batch: dict) -> dict[str, float]:
+    def _train_step(self, batch: LineBatch) -> dict[str, float]:
         """All replays of one batch: gradients from the mode, clip, a finite check, step."""
         stats: dict = {}
         feedback = isinstance(self.sampler, HardExampleSampler)
@@ -296,8 +292,8 @@ class Trainer:
         if not full and self.cfg.report_images <= 0:
             return
         from ..adversarial.confusion import TextConfuser
-        from ..adversarial.report import attack_validation, write_page
         from ..charset import ConfusableTable
+        from ..evaluation.pages import attack_validation, write_page
 
         confuser = self.mode.confuser_for(self.charset) or TextConfuser(
             ConfusableTable.load("confusables", self.charset), self.charset)
@@ -319,7 +315,7 @@ class Trainer:
             return self.train_seconds
         return self._seconds_base + time.perf_counter() - self._session_t0
 
-    def fit(self, max_epochs: int | None = None, on_step: Callable[[Trainer], str | None] | None = None) -> dict:
+    def fit(self, max_epochs: int | None = None, on_step: Callable[[Trainer], str | None] | None = None) -> FitResult:
         """Train to ``cfg.epochs`` (or ``max_epochs`` more epochs in this call), or until a
         stop criterion, the time limit, a STOP file or a signal ends the run.
 
@@ -428,7 +424,6 @@ class Trainer:
         if tb:
             tb.close()
         self.train_seconds, self._session_t0 = self.training_seconds(), None
-        return {"epochs": self.epoch, "steps": self.step, "best_val_word_acc": self.best,
-                "stopped": stopped or "epochs",
-                "seconds": time.perf_counter() - t_start, "history": self.history, "problems": len(self.problems),
-                "bad_steps": self.bad_steps}
+        return FitResult(epochs=self.epoch, steps=self.step, best_val_word_acc=self.best, stopped=stopped or "epochs",
+                         seconds=time.perf_counter() - t_start, history=self.history, problems=len(self.problems),
+                         bad_steps=self.bad_steps)

@@ -22,6 +22,7 @@ import torch
 from ...adversarial.attacks import read_texts
 from ...adversarial.perturb import parse_eps
 from ...charset import Charset
+from ...data.dataset import LineBatch
 from ...losses import ctc_per_line
 from ...models import CRNN, autocast
 
@@ -52,7 +53,7 @@ class TrainingMode:
     sampler: str = "bucket"  # the batch sampler when the config says auto: bucket | hard (hard examples)
     notext_rate: float = 0.0  # no-text images per line when the config does not say
 
-    def step(self, model: CRNN, batch: dict, ctx: StepContext) -> dict[str, float]:
+    def step(self, model: CRNN, batch: LineBatch, ctx: StepContext) -> dict[str, float]:
         """Leave the weights' gradient for ``batch`` in ``.grad``; return ``{"loss": ...}`` and
         the mode's own statistics (``per_sample`` adds the hard-example feedback)."""
         raise NotImplementedError
@@ -95,12 +96,12 @@ def forward(model, x, ctx):
         return model(x)
 
 
-def read_correct(logp: torch.Tensor, batch: dict, charset) -> list[bool]:
+def read_correct(logp: torch.Tensor, batch: LineBatch, charset) -> list[bool]:
     """Whether each line of the batch is read exactly (greedy) from ``logp``."""
     return [p == t for p, t in zip(read_texts(logp, batch["widths"], charset), batch["texts"])]
 
 
-def per_sample(stats: dict, losses: torch.Tensor, logp: torch.Tensor, batch: dict, ctx) -> dict:
+def per_sample(stats: dict, losses: torch.Tensor, logp: torch.Tensor, batch: LineBatch, ctx) -> dict:
     """Add the per-line feedback the hard-example sampler uses (when the Trainer asks)."""
     if getattr(ctx, "feedback", False):
         stats["sample_loss"] = losses.detach().float().cpu().tolist()
@@ -111,7 +112,7 @@ def per_sample(stats: dict, losses: torch.Tensor, logp: torch.Tensor, batch: dic
 class Batch:
     """The tensors of a collated batch on the device."""
 
-    def __init__(self, batch: dict, device: torch.device):
+    def __init__(self, batch: LineBatch, device: torch.device):
         self.x = batch["images"].to(device, non_blocking=True)
         self.widths = batch["widths"]
         self.targets, self.lengths = batch["targets"], batch["target_lengths"]

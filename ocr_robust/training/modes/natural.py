@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...data.dataset import LineBatch
 from ...losses import ctc_per_line
 from ...models import CRNN
 from .base import StepContext, TrainingMode, forward, per_sample, register_mode
@@ -19,7 +20,7 @@ class NaturalMode(TrainingMode):
         if options:
             raise ValueError(f"natural mode takes no options, got {', '.join(options)}")
 
-    def step(self, model: CRNN, batch: dict, ctx: StepContext) -> dict[str, float]:
+    def step(self, model: CRNN, batch: LineBatch, ctx: StepContext) -> dict[str, float]:
         x = batch["images"].to(ctx.device, non_blocking=True)
         logp = forward(model, x, ctx)
         losses = ctc_per_line(logp, batch["targets"], batch["target_lengths"], batch["widths"])

@@ -12,6 +12,7 @@ from ...adversarial.attacks import read_texts
 from ...adversarial.confusion import TextConfuser
 from ...adversarial.perturb import AdversarialLayer, make_adv_optimizer, parse_eps
 from ...charset import ConfusableTable
+from ...data.dataset import LineBatch
 from ...losses import ctc_per_line, encode_targets
 from ...models import CRNN
 from .base import Batch, TrainingMode, forward, norm_option, per_sample, register_mode
@@ -71,7 +72,7 @@ class RealtimeMode(TrainingMode):
         return {"eps": self.eps, "norm": self.norm, "steps": self.max_inner_steps, "rule": "sgd",
                 "step_size": self.adv_lr}
 
-    def step(self, model: CRNN, batch: dict, ctx) -> dict[str, float]:
+    def step(self, model: CRNN, batch: LineBatch, ctx) -> dict[str, float]:
         b = Batch(batch, ctx.device)
         n = b.x.shape[0]
         rng = random.Random(f"{ctx.seed}:realtime:{ctx.step}")

@@ -1,32 +1,22 @@
-"""White-box attacks on CTC line recognizers: FGSM, PGD (L-inf and L2, random start,
-restarts) untargeted, and the targeted confusable attack (success = the model reads the
-confused label exactly).
+"""The one attack loop every white-box attack is a setting of (``perturb``), and what an
+attack returns (``AttackResult``).
 
-Attacks take ``torch.autograd.grad`` with respect to the input only, so the model's
-parameter gradients stay as they were; they run the model in the state asked for (eval by
-default) and restore its train/eval state afterwards. An RNN in eval mode can be
-differentiated on CPU; on CUDA cuDNN refuses RNN backward in eval mode, so cuDNN is
-switched off for the attack there.
-
-Budgets (``eps``, step sizes) are in 0..1 image units (``4/255``); the perturbation lives in
-the model's 0..255 pixel space and never touches a line's padding.
+The package's docstring says what every attack keeps to (input-only gradients, budgets in
+0..1 units, padding never touched).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
-from typing import cast
 
 import torch
 
-from ..decoding import greedy_batch
-from ..losses import ctc_per_line, encode_targets
-from ..models import CRNN, autocast
-from .perturb import project_, to_pixels, width_mask
+from ...decoding import greedy_batch
+from ...losses import ctc_per_line
+from ...models import CRNN, autocast
+from ..perturb import project_, to_pixels, width_mask
 
-__all__ = ["AttackResult", "read_texts", "perturb", "fgsm", "pgd", "confusable_attack",
-           "seeded_confusions"]
+__all__ = ["AttackResult", "read_texts", "perturb"]
 
 
 @dataclass
@@ -112,46 +102,3 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
         x_adv = (x + delta.detach()).clamp(0, 255)
     texts = read_texts(logp, widths, charset) if charset is not None else []
     return AttackResult(x_adv, loss.detach(), taken, success, texts)
-
-
-def fgsm(model, x, widths, targets, target_lengths, eps: float | None, norm: str = "linf", **kw) -> AttackResult:
-    """One step of size ``eps`` up the true-label loss (Goodfellow et al. 2015)."""
-    return perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=1, step_size=eps, **kw)
-
-
-def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str = "linf", steps: int = 10,
-        step_size: float | None = None, random_start: bool = True, restarts: int = 1, **kw) -> AttackResult:
-    """Projected gradient ascent on the true-label loss (Madry et al. 2018); with
-    ``restarts`` the run that gives each line the highest loss is kept. The default step is
-    2.5 eps / steps, Madry's choice."""
-    step_size = step_size if step_size is not None else 2.5 * cast(float, eps) / max(1, steps)
-    best: AttackResult | None = None
-    for _ in range(max(1, restarts)):
-        r = perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=steps, step_size=step_size,
-                    random_start=random_start, **kw)
-        if best is None:
-            best = r
-            continue
-        better = r.loss > best.loss
-        best.x_adv[better] = r.x_adv[better]
-        best.loss[better] = r.loss[better]
-        best.steps += r.steps
-        if r.texts:
-            best.texts = [b if not m else a for a, b, m in zip(r.texts, best.texts, better.tolist())]
-    return best  # type: ignore[return-value]
-
-
-def confusable_attack(model, x, widths, confused: list[str], charset, eps: float | None, norm: str | None = "linf",
-                      steps: int = 20, step_size: float | None = None, rule: str | None = None,
-                      **kw) -> AttackResult:
-    """Targeted: push each line toward its confused label (from :class:`TextConfuser`);
-    a line succeeds when the model reads the confused label exactly."""
-    targets, lengths = encode_targets(confused, charset)
-    return perturb(model, x, widths, targets, lengths, eps=eps, norm=norm, steps=steps, step_size=step_size,
-                   rule=rule, targeted=True, stop_texts=confused, charset=charset, **kw)
-
-
-def seeded_confusions(texts: list[str], confuser, seed: str | int) -> list[str]:
-    """The confused label of each text, reproducible from ``seed``."""
-    rng = random.Random(str(seed))
-    return [confuser.confuse(t, rng) for t in texts]

@@ -33,12 +33,12 @@ import cv2
 import numpy as np
 import pymupdf
 
-from .data.crop import ink_mask
-from .data.store import FolderWriter, open_store, read_grey
-from .pdf.ingest import IngestConfig, ingest, select_pages
-from .pdf.layout import render, text_lines
-from .pdf.synth import SynthConfig, synthesize
-from .pdf.watermarks import HELDOUT_STYLES, marked_copy, plan_marks
+from ..data.crop import ink_mask
+from ..data.store import FolderWriter, open_store, read_grey
+from ..pdf.ingest import IngestConfig, ingest, select_pages
+from ..pdf.layout import render, text_lines
+from ..pdf.synth import SynthConfig, synthesize
+from ..pdf.watermarks import HELDOUT_STYLES, marked_copy, plan_marks
 
 __all__ = ["SUITE_VERSION", "LOWRES", "SCAN", "Condition", "CONDITIONS", "TIGHT", "TIGHT_WHAT", "NO_TEXT",
            "NO_TEXT_WHAT", "FROM_PDF_SMALL_DPI", "watermark_copy", "no_text_crops", "tight_copy", "build_suite",
@@ -186,7 +186,7 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
 
     ``conditions`` builds only these of CONDITIONS (``clean`` always: the others sample the
     same lines); each keeps the seed it has in the full suite, so its lines are the same."""
-    from .errors import InputError
+    from ..errors import InputError
 
     known = [c.name for c in CONDITIONS]
     wanted = set(known if conditions is None else ["clean", *conditions])
@@ -263,7 +263,7 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
 
 
 def load_suite(path: str | Path) -> dict:
-    from .errors import InputError
+    from ..errors import InputError
 
     f = Path(path) / "suite.json"
     try:

@@ -29,7 +29,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .pdf.ingest import normalise_text
+from ..pdf.ingest import normalise_text
 
 __all__ = ["ANCHORS", "normalise_reading", "Engine", "OursEngine", "TesseractEngine", "PPOCREngine", "PPOCRv6Engine",
            "anchor"]
@@ -56,8 +56,8 @@ class OursEngine:
     kind = "ours"
 
     def __init__(self, path: str | Path, engine: str = "auto", name: str | None = None):
-        from .inference import Recognizer
-        from .runs import load_torch_model
+        from ..inference import Recognizer
+        from ..runs import load_torch_model
 
         self.path = Path(path)
         self.rec = Recognizer(path, engine=engine)

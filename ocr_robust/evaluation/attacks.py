@@ -5,35 +5,57 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from ..adversarial.attacks import ATTACKS as REGISTRY
+from ..adversarial.attacks import AttackSpec, get_attack, read_texts, seeded_confusions
+from ..adversarial.confusion import TextConfuser
+from ..adversarial.perturb import parse_eps
 from ..charset import ConfusableTable
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from ..errors import InputError
-from ..metrics import Scores
 from ..models import model_state
-from .attacks import confusable_attack, fgsm, pgd, read_texts, seeded_confusions
-from .confusion import TextConfuser
-from .perturb import parse_eps
-from .report import AttackedLine, write_page
+from .metrics import Scores
+from .pages import AttackedLine, write_page
 
-__all__ = ["ATTACKS", "attack_store", "format_rows"]
+__all__ = ["ATTACKS", "AttackRow", "attack_store", "format_rows"]
 
-ATTACKS = ("fgsm", "pgd", "confusable")
+ATTACKS = tuple(REGISTRY)  # the registered attacks' names (adversarial/attacks/registry.py)
+
+
+class AttackRow(TypedDict):
+    """One row of ``ocr-robust attack``: one attack at one budget on one store (rates 0..1)."""
+
+    data: str
+    attack: str
+    eps: float | None
+    eps_text: str
+    norm: str
+    steps: int
+    lines: int
+    clean_word_acc: float
+    robust_word_acc: float
+    robust_cer: float
+    robust_line_acc: float
+    targeted_success: float | None  # targeted attacks: the share of lines read as the target
+    seconds: float
+    skipped: int
+    problems: list[str]
 
 
 def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: float | str | None = "4/255",
                  norm: str = "linf", steps: int = 10, step_size: float | str | None = None, restarts: int = 1,
                  limit: int | None = None, batch_size: int = 32, seed: int = 0, device: str | torch.device = "cpu",
                  examples: Path | None = None, n_examples: int = 16, clean: Scores | None = None,
-                 crop: str = "none") -> dict:
+                 crop: str = "none") -> AttackRow:
     """Attack every line (or the first ``limit``) of a store; one result row. ``crop``: the
     model's crop normalisation (``"ink"`` for models trained with it), applied before the attack."""
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
+    att = get_attack(attack)
     eps_v, step_v = parse_eps(eps), parse_eps(step_size)
+    spec = AttackSpec(eps=eps_v, norm=norm, steps=steps, step_size=step_v, restarts=restarts)
     ds = LineDataset.open(data, charset, crop=crop)
     if len(ds) == 0:
         raise InputError(data, f"no usable lines to attack ({len(ds.problems)} skipped"
@@ -51,19 +73,9 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     with model_state(model, train=False):
         for bi, batch in enumerate(loader):
             x = batch["images"].to(device)
-            args = (model, x, batch["widths"], batch["targets"], batch["target_lengths"])
-            if attack == "fgsm":
-                r = fgsm(*args, eps=eps_v, norm=norm, charset=charset)
-                confused = None
-            elif attack == "pgd":
-                r = pgd(*args, eps=eps_v, norm=norm, steps=steps, step_size=step_v, restarts=restarts,
-                        generator=gen, charset=charset)
-                confused = None
-            else:
-                confused = seeded_confusions(batch["texts"], confuser, f"{seed}:{bi}")
-                r = confusable_attack(model, x, batch["widths"], confused, charset, eps=eps_v, norm=norm, steps=steps,
-                                      step_size=step_v)
-                assert r.success is not None  # a targeted attack with stop texts
+            confused = seeded_confusions(batch["texts"], confuser, f"{seed}:{bi}") if att.targeted else None
+            r = att.run(model, x, batch, spec, charset=charset, generator=gen, confused=confused)
+            if r.success is not None:
                 successes += int(r.success.sum())
             with torch.no_grad():
                 clean_reads = read_texts(model(x), batch["widths"], charset)
@@ -77,15 +89,14 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     seconds = time.perf_counter() - t0
     if examples is not None:
         write_page(kept, Path(examples), f"{attack} eps={eps} ({norm}) on {data}")
-    return {"data": str(data), "attack": attack, "eps": eps_v, "eps_text": str(eps), "norm": norm,
-            "steps": 1 if attack == "fgsm" else steps, "lines": robust.lines,
-            "clean_word_acc": base.word_acc, "robust_word_acc": robust.word_acc, "robust_cer": robust.cer,
-            "robust_line_acc": robust.line_acc,
-            "targeted_success": successes / robust.lines if attack == "confusable" and robust.lines else None,
-            "seconds": seconds, "skipped": len(ds.problems), "problems": ds.problems[:20]}
+    return AttackRow(data=str(data), attack=attack, eps=eps_v, eps_text=str(eps), norm=norm, steps=att.steps or steps,
+                     lines=robust.lines, clean_word_acc=base.word_acc, robust_word_acc=robust.word_acc,
+                     robust_cer=robust.cer, robust_line_acc=robust.line_acc,
+                     targeted_success=successes / robust.lines if att.targeted and robust.lines else None,
+                     seconds=seconds, skipped=len(ds.problems), problems=ds.problems[:20])
 
 
-def format_rows(rows: list[dict]) -> str:
+def format_rows(rows: list[AttackRow]) -> str:
     head = (f"{'attack':<11}{'eps':>8}{'norm':>6}{'steps':>6}{'lines':>7}{'clean acc':>11}{'robust acc':>12}"
             f"{'robust CER':>12}{'target hit':>12}")
     out = [head, "-" * len(head)]

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from ..adversarial.attacks import confusable_attack, read_texts
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from ..models import model_state
-from .attacks import confusable_attack, read_texts
 
 __all__ = ["DEFAULT_VAL_ATTACK", "AttackedLine", "attack_validation", "amplified", "write_page"]
 
