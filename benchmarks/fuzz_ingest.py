@@ -6,8 +6,7 @@
 Seeds: small generated PDFs (text, watermarks, an image-only page, a rotated page). Each
 example mutates one seed (bytes flipped, runs deleted or duplicated, truncated, random
 garbage spliced in) and feeds it to ``ingest`` (the ingestion entry point, in-process, one
-worker) and to ``pdf.read.open_pdf`` + ``pdf_page_lines`` (the reading path the service
-uses). A crash is any exception escaping them, or a summary that loses track of the file
+worker) and to ``pdf.read.PageReader`` (the reading path of the service and ``recognize``). A crash is any exception escaping them, or a summary that loses track of the file
 (neither lines nor a reported failure). Prints and writes the count of inputs tried and
 crashes (benchmarks/results/fuzz-ingest.json).
 """
@@ -31,7 +30,7 @@ from bench_ingest import machine  # noqa: E402
 
 from ocr_robust.errors import InputError  # noqa: E402
 from ocr_robust.pdf.ingest import IngestConfig, ingest  # noqa: E402
-from ocr_robust.pdf.read import open_pdf, pdf_page_lines  # noqa: E402
+from ocr_robust.pdf.read import PageReader  # noqa: E402
 
 
 def seeds(tmp: Path) -> list[bytes]:
@@ -76,6 +75,7 @@ def main() -> int:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-ingest-"))
     corpus = seeds(tmp)
+    reader = PageReader(timeout_s=10)
     stats = {"tried": 0, "crashes": [], "lines": 0, "files_failed": 0, "pages_failed": 0, "open_refused": 0}
     ops = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 10**6), st.integers(1, 4000), st.binary(max_size=64)),
                    min_size=1, max_size=6)
@@ -97,13 +97,12 @@ def main() -> int:
             if s["pages"] and not (s["lines"] or s["files_failed"] or s["page_failures"] or s["lines_skipped"]):
                 raise AssertionError("pages read, but no lines and no reason given")
             try:
-                doc = open_pdf(data, "in.pdf")
+                n = reader.open(f, "in.pdf")
             except InputError:
                 stats["open_refused"] += 1
             else:
-                for pno in range(min(doc.page_count, 3)):
-                    pdf_page_lines(doc, pno, dpi=50)
-                doc.close()
+                for pno in range(min(n, 3)):
+                    reader.page(f, pno, dpi=50)
         except Exception:
             stats["crashes"].append({"input": which, "mutation": repr(mutation)[:300],
                                      "error": traceback.format_exc(limit=3)[-600:]})

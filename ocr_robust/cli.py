@@ -94,7 +94,8 @@ def cmd_ingest(a: argparse.Namespace) -> int:
         raise InputError(" ".join(a.pdfs), "no PDF file found")
     cfg = IngestConfig(out=a.out, dpi=a.dpi, lmdb=a.lmdb, degrade=a.degrade or "", charset=a.charset, seed=a.seed,
                        workers=a.workers, margin=a.margin, max_page_pixels=a.max_page_pixels,
-                       watermarks=a.watermarks or "", watermark_fraction=a.watermark_fraction, max_pages=a.max_pages)
+                       watermarks=a.watermarks or "", watermark_fraction=a.watermark_fraction, max_pages=a.max_pages,
+                       page_timeout=a.page_timeout)
     s = ingest(pdfs, cfg, progress=not a.quiet)
     print(format_summary(s))
     if a.json:
@@ -278,7 +279,7 @@ def _expand_inputs(items: list[str]) -> list[str]:
 def cmd_recognize(a: argparse.Namespace) -> int:
     a.model = a.model or str(default_model())
     from .inference import Recognizer, read_image
-    from .pdf.read import open_pdf, read_page_image, read_pdf_pages
+    from .pdf.read import PageReader, read_page_image
 
     rec = Recognizer(a.model, decoder=a.decoder, beam=a.beam, engine=a.engine,
                      lexicon=set(Path(a.lexicon).read_text(encoding="utf-8").split()) if a.lexicon else None)
@@ -294,12 +295,12 @@ def cmd_recognize(a: argparse.Namespace) -> int:
         failed += 1
 
     lines: list[tuple[str, np.ndarray]] = []  # (path, image) of line images, read together in batches
+    pdfs = PageReader(dpi=a.dpi, timeout_s=a.page_timeout)
     for item in inputs:
         is_pdf = item.lower().endswith(".pdf")
         try:
             if is_pdf:
-                with open_pdf(item) as doc:
-                    pages = [r.as_dict() for r in read_pdf_pages(rec, doc, dpi=a.dpi)]
+                pages = [r.as_dict() for r in pdfs.read(rec, item)]
                 for pg in pages:
                     if pg["error"]:
                         print(f"ocr-robust recognize: {item} p.{pg['page']}: skipped: {pg['error']}", file=sys.stderr)
@@ -312,6 +313,7 @@ def cmd_recognize(a: argparse.Namespace) -> int:
                 results.append({"file": item, "kind": "line"})
         except InputError as e:
             fail(item, e)
+    pdfs.close()
     reads = iter(rec.recognize([im for _, im in lines])) if lines else iter(())
     for r in results:
         if r["kind"] == "line":
@@ -348,8 +350,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from .service import Limits, Settings, serve
 
     model_kind(a.model)  # a wrong path fails here, in one line, not inside the server
-    limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), max_images=a.max_images,
-                    max_image_pixels=a.max_image_pixels, max_pdf_pages=a.max_pdf_pages, timeout_s=a.timeout)
+    over = {f.name: getattr(a, f.name) for f in fields(Limits) if f.name != "max_body_bytes"}
+    limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), **over)
     # N worker processes share the cores: give each its part unless told otherwise
     threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if a.workers > 1 else None)
     settings = Settings(model=a.model, engine=a.engine, threads=threads, max_batch_lines=a.max_batch,
@@ -427,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--watermark-fraction", type=float, default=ing.watermark_fraction,
                    help="share of pages painted (with --watermarks)")
     s.add_argument("--max-pages", type=int, default=0, help="per PDF, ingest this many pages drawn by --seed (0: all)")
+    s.add_argument("--page-timeout", type=float, default=ing.page_timeout,
+                   help="seconds per page (and per PDF's opening); a page past it is reported and skipped")
     s.add_argument("--json", help="also write the summary to this file (it is always in OUT/ingest.json)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_ingest)
@@ -500,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="auto", choices=list(ENGINES),
                    help="for an export: onnx, int8, torchscript or torch (auto: onnx)")
     s.add_argument("--dpi", type=int, default=DPI, help="raster resolution of PDF pages")
+    s.add_argument("--page-timeout", type=float, default=ing.page_timeout,
+                   help="seconds per PDF page; a page past it is reported and skipped")
     s.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
     s.add_argument("--beam", type=int, default=8)
     s.add_argument("--lexicon", help="word list (whitespace-separated) to bias beam decoding")
@@ -536,11 +542,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, help="inference threads per worker (default: the cores / workers)")
     s.add_argument("--max-batch", type=int, default=64, help="lines per micro-batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a micro-batch waits to fill")
-    s.add_argument("--max-body-mb", type=float, default=20.0)
-    s.add_argument("--max-images", type=int, default=256, help="line images per request")
-    s.add_argument("--max-image-pixels", type=int, default=4_000_000)
-    s.add_argument("--max-pdf-pages", type=int, default=50)
-    s.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    from .service import Limits
+
+    lim = Limits()  # the limits' defaults are the dataclass's (service.Limits says what each bounds)
+    s.add_argument("--max-body-mb", type=float, default=lim.max_body_bytes / 2**20, help="request body")
+    s.add_argument("--max-images", type=int, default=lim.max_images, help="line images per request")
+    s.add_argument("--max-image-pixels", type=int, default=lim.max_image_pixels, help="pixels per line image")
+    s.add_argument("--max-request-pixels", type=int, default=lim.max_request_pixels,
+                   help="pixels of all the line images of one request")
+    s.add_argument("--max-pdf-pages", type=int, default=lim.max_pdf_pages)
+    s.add_argument("--max-page-pixels", type=int, default=lim.max_page_pixels, help="a PDF page's raster")
+    s.add_argument("--max-active", type=int, default=lim.max_active, help="requests decoded and read at once")
+    s.add_argument("--max-queued", type=int, default=lim.max_queued,
+                   help="requests waiting for their turn; more get 429")
+    s.add_argument("--timeout", dest="timeout_s", type=float, default=lim.timeout_s,
+                   help="seconds of a request's work, after its body arrived (then 504)")
+    s.add_argument("--body-timeout", dest="body_timeout_s", type=float, default=lim.body_timeout_s,
+                   help="seconds for a request body to arrive (then 408)")
+    s.add_argument("--header-timeout", dest="header_timeout_s", type=float, default=lim.header_timeout_s,
+                   help="seconds for a request's headers to arrive (then the connection is closed)")
+    s.add_argument("--page-timeout", dest="page_timeout_s", type=float, default=lim.page_timeout_s,
+                   help="seconds of one PDF page's MuPDF work (then the page fails)")
+    s.add_argument("--page-workers", type=int, default=lim.page_workers, help="processes doing PDF page work")
     s.set_defaults(func=cmd_serve)
     return p
 

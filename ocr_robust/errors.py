@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["InputError", "ExportError"]
+__all__ = ["InputError", "TooLarge", "ExportError"]
 
 
 class InputError(Exception):
@@ -24,3 +24,7 @@ class InputError(Exception):
 
 class ExportError(RuntimeError):
     """An export whose outputs do not match the PyTorch model (parity check failed)."""
+
+
+class TooLarge(InputError):
+    """Input over a size limit (pixels, pages, bytes): refused before the work, not during it."""

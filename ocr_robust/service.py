@@ -7,9 +7,12 @@ throughput grows with load while a lone request waits at most a few milliseconds
 
 Endpoints: ``POST /v1/recognize`` (multipart, one or more ``images``: line images),
 ``POST /v1/pdf`` (multipart ``file``: a PDF; text per page and line, with boxes),
-``GET /healthz``, ``GET /v1/model`` (the export's model.json). Limits on body size, image
-pixels, images per request, PDF pages and request time; a bad request gets a 4xx with a
-JSON body ``{"error": "..."}``, never a 500. The OpenAPI schema is at ``/openapi.json``.
+``GET /healthz``, ``GET /v1/model`` (the export's model.json). Limits (:class:`Limits`) on
+body size and arrival time, image pixels (read from each image's header before decoding),
+images and pixels per request, requests at once, PDF pages, each page's MuPDF work (in page
+worker processes, killed at a deadline) and request time; every error, the framework's own
+included, is a 4xx with a JSON body ``{"error": "..."}``, never a 500. The OpenAPI schema is
+at ``/openapi.json``; ``/docs`` is Swagger UI, which loads its script from a CDN.
 """
 
 from __future__ import annotations
@@ -17,36 +20,69 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
-from .data.store import image_size
-from .errors import InputError
-from .images import decode_grey
-from .pdf.read import DPI
+from .errors import InputError, TooLarge
+from .images import checked_size, decode_grey
+from .pdf.read import DPI, PageReader
+from .pdf.workers import PAGE_TIMEOUT_S, PageWorkers
 
-__all__ = ["ENV_SETTINGS", "Limits", "Settings", "MicroBatcher", "BodyLimit", "create_app", "app_from_env", "serve"]
+__all__ = ["ENV_SETTINGS", "Limits", "Settings", "MicroBatcher", "ErrorBody", "ERROR_RESPONSES", "BodyLimit",
+           "HeaderTimeoutProtocol", "create_app", "app_from_env", "serve"]
 
 ENV_SETTINGS = "OCR_ROBUST_SERVE"  # JSON settings for worker processes (uvicorn --workers)
 
 
 @dataclass
 class Limits:
+    """What one request may ask of the service; ``ocr-robust serve`` has a flag for each.
+
+    Memory has a bound that holds under any concurrency: at most ``max_active`` requests are
+    decoded and read at once (``max_queued`` more wait their turn, holding their uploads only;
+    beyond that 429 at once), each holding at most ``max_body_bytes``
+    of uploads and ``max_request_pixels`` of decoded images (one byte a pixel), plus one image
+    being decoded (``max_image_pixels``, up to 8 bytes a pixel). Bodies still arriving are
+    streamed to the multipart parser, which spools files to disk, and are counted as they
+    come: a body past ``max_body_bytes`` is cut off with 413 whatever its headers said."""
+
     max_body_bytes: int = 20 * 1024 * 1024
     max_images: int = 256  # line images per request
     max_image_pixels: int = 4_000_000  # per line image
+    max_request_pixels: int = 16_000_000  # all the line images of one request together
     max_pdf_pages: int = 50
     max_page_pixels: int = 25_000_000  # a PDF page's raster at the requested dpi
-    timeout_s: float = 60.0  # whole request
+    max_active: int = 4  # requests decoded and read at once
+    max_queued: int = 16  # requests waiting for their turn (their work's time runs); more get 429
+    timeout_s: float = 60.0  # a request's work, once its body has arrived: then 504
+    body_timeout_s: float = 30.0  # receiving the body: a slower (or stalled) upload gets 408
+    header_timeout_s: float = 10.0  # a connection that has not sent a request's headers by then is closed
+    page_timeout_s: float = PAGE_TIMEOUT_S  # one PDF page's MuPDF work (pdf/workers.py): then the page fails
+    page_workers: int = 2  # processes doing PDF page work
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                if f.name == "max_queued" and v == 0:
+                    continue
+                name = f.name.removesuffix("_s").replace("_", " ")
+                raise ValueError(f"{name}: expected a positive number, got {v!r}")
 
 
 @dataclass
@@ -138,31 +174,123 @@ class MicroBatcher:
                 k += len(j.images)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class ErrorBody(BaseModel):
+    """Every error the service returns, whatever its status."""
+
+    error: str
+
+
+_ERRORS = {400: "bad input: an unreadable image or PDF, a malformed request", 404: "no such path",
+           405: "method not allowed", 408: "the body did not arrive within the body timeout",
+           411: "a POST without Content-Length or chunked encoding", 413: "over a limit (body, images, pixels, pages)",
+           422: "a missing or invalid field", 429: "busy: the most requests in progress; retry after a second",
+           504: "the request's work took longer than the timeout"}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {k: {"model": ErrorBody, "description": v}
+                                                    for k, v in _ERRORS.items()}
 
 
 class BodyLimit:
-    """Pure ASGI middleware: a POST must declare its length, and not more than the limit
-    (413 before the body is read; 411 without Content-Length)."""
+    """Pure ASGI middleware for request bodies: a POST declares its length or is chunked (else
+    411), a declared length over the limit gets 413 before anything is read, and the bytes that
+    actually arrive are counted (413 when they pass the limit, whatever the headers said) and
+    timed (408 when the whole body has not arrived within ``timeout_s``). The errors are
+    raised as HTTPExceptions from ``receive``, so the app answers them in its one error shape."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout_s: float = 30.0):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = dict(scope["headers"])
-            length = headers.get(b"content-length")
-            if length is None:
-                return await _error(411, "Content-Length is required")(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        close = {"connection": "close"}
+        if length is None and not chunked:
+            return await _error(411, "Content-Length is required", close)(scope, receive, send)
+        if length is not None:
             try:
                 n = int(length)
             except ValueError:
-                return await _error(400, "bad Content-Length")(scope, receive, send)
+                return await _error(400, "bad Content-Length", close)(scope, receive, send)
             if n > self.max_bytes:
-                too_big = _error(413, f"body of {n} bytes exceeds the limit of {self.max_bytes}")
+                too_big = _error(413, f"body of {n} bytes exceeds the limit of {self.max_bytes}", close)
                 return await too_big(scope, receive, send)
-        await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        got = 0
+
+        async def counted():
+            nonlocal got
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                msg = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                raise HTTPException(408, f"the request body did not arrive within {self.timeout_s:g} s",
+                                    headers=close) from None
+            if msg["type"] == "http.request":
+                got += len(msg.get("body", b""))
+                if got > self.max_bytes:
+                    raise HTTPException(413, f"body exceeds the limit of {self.max_bytes} bytes", headers=close)
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+class _Gate:
+    """At most ``n`` requests decoded and read at once, at most ``queued`` more waiting for a
+    turn (in arrival order); a request beyond both is refused at once with 429."""
+
+    def __init__(self, n: int, queued: int):
+        self.sem = asyncio.Semaphore(max(1, n))
+        self.queued, self.waiting = max(0, queued), 0
+
+    @asynccontextmanager
+    async def __call__(self):
+        if self.sem.locked() and self.waiting >= self.queued:
+            raise HTTPException(429, f"busy: the service is reading the most requests it may, and {self.waiting} "
+                                     "wait; retry shortly", headers={"retry-after": "1"})
+        self.waiting += 1
+        try:
+            await self.sem.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.sem.release()
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a header timeout: a connection that has not sent a whole
+    request head within ``header_timeout_s`` of opening (or of its last response) is closed."""
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def _arm(self) -> None:
+        handle = getattr(self, "_head_timer", None)
+        if handle is not None:
+            handle.cancel()
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        waiting = self.cycle is None or self.cycle.response_complete
+        if waiting and not self.transport.is_closing():
+            self.transport.close()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -171,6 +299,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     lim = settings.limits
     state: dict = {}
+    HeaderTimeoutProtocol.header_timeout_s = lim.header_timeout_s  # the protocol uvicorn runs this app with
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -182,17 +311,20 @@ def create_app(settings: Settings) -> FastAPI:
                     "input": {"height": rec.height}}
         batcher = MicroBatcher(rec, settings.max_batch_lines, settings.max_wait_ms / 1000)
         batcher.start()
-        state.update(recognizer=rec, meta=meta, batcher=batcher, started=time.time())
+        pages = PageReader(PageWorkers(lim.page_workers, lim.page_timeout_s), max_page_pixels=lim.max_page_pixels)
+        state.update(recognizer=rec, meta=meta, batcher=batcher, pages=pages, started=time.time())
         yield
+        pages.workers.close()
         await batcher.stop()
 
     app = FastAPI(title="ocr-robust", version=__version__, lifespan=lifespan,
                   description="Robust OCR of text lines and PDFs with an ocr-robust model.")
-    app.add_middleware(BodyLimit, max_bytes=lim.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=lim.max_body_bytes, timeout_s=lim.body_timeout_s)
+    gate = _Gate(lim.max_active, lim.max_queued)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException):
-        return _error(exc.status_code, str(exc.detail))
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (404, 405, multipart)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -201,7 +333,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError):
-        return _error(400, str(exc))
+        return _error(413 if isinstance(exc, TooLarge) else 400, str(exc))
 
     async def within_time(coro):
         try:
@@ -216,13 +348,7 @@ def create_app(settings: Settings) -> FastAPI:
         return data
 
     def decode_line(data: bytes, name: str) -> np.ndarray:
-        size = image_size(data)
-        if size is not None and size[0] * size[1] > lim.max_image_pixels:
-            raise HTTPException(413, f"{name}: image of {size[0]}x{size[1]} pixels exceeds the limit of "
-                                     f"{lim.max_image_pixels} pixels")
-        img = decode_grey(data, name)  # InputError -> 400
-        if img.shape[0] * img.shape[1] > lim.max_image_pixels:
-            raise HTTPException(413, f"{name}: image of {img.shape[1]}x{img.shape[0]} pixels exceeds the limit")
+        img = decode_grey(data, name, lim.max_image_pixels)  # the size from the header first: TooLarge -> 413
         if min(img.shape) < 2:
             raise HTTPException(400, f"{name}: image is too small ({img.shape[1]}x{img.shape[0]})")
         return img
@@ -238,47 +364,64 @@ def create_app(settings: Settings) -> FastAPI:
     async def model_info() -> dict:
         return state["meta"]
 
-    @app.post("/v1/recognize")
+    @app.post("/v1/recognize", responses=ERROR_RESPONSES)
     async def recognize(images: list[UploadFile] = File(..., description="line images (PNG, JPEG, TIFF...)")) -> dict:
         """Read one or more line images; one result per image, in order."""
         if len(images) > lim.max_images:
             raise HTTPException(413, f"{len(images)} images exceed the limit of {lim.max_images} per request")
 
         async def work():
-            decoded = []
-            for k, f in enumerate(images):
-                name = f.filename or f"image {k + 1}"
-                decoded.append(await run_in_threadpool(decode_line, await read_upload(f), name))
+            uploads = [(f.filename or f"image {k + 1}", await read_upload(f)) for k, f in enumerate(images)]
+            total = 0
+            for name, data in uploads:  # every size from its header before any decoding
+                w, h = checked_size(data, name, lim.max_image_pixels)  # InputError -> 400, TooLarge -> 413
+                total += w * h
+            if total > lim.max_request_pixels:
+                raise HTTPException(413, f"{len(uploads)} images of {total} pixels together exceed the limit of "
+                                         f"{lim.max_request_pixels} pixels per request")
+            decoded = [await run_in_threadpool(decode_line, data, name) for name, data in uploads]
             reads, batch = await state["batcher"].read(decoded)
             return {"lines": [{"name": f.filename, "text": d.text, "confidence": round(d.confidence, 4)}
                               for f, d in zip(images, reads)], "batch": batch}
 
-        return await within_time(work())
+        async def gated():
+            async with gate():
+                return await work()
 
-    @app.post("/v1/pdf")
+        return await within_time(gated())
+
+    @app.post("/v1/pdf", responses=ERROR_RESPONSES)
     async def pdf(file: UploadFile = File(..., description="a PDF document"),
                   dpi: int = Query(DPI, ge=50, le=300, description="raster resolution of the pages")) -> dict:
         """Read every page of a PDF: per page its lines with text, confidence and box (PDF
         points); for pages with a text layer also the layer's own text (``layer_text``)."""
-        from .pdf.read import fill, open_pdf, pdf_page_lines
+        from .pdf.read import fill
 
-        async def work():
+        async def work(t0: float):
             data = await read_upload(file)
             name = file.filename or "upload.pdf"
-            doc = await run_in_threadpool(open_pdf, data, name)  # InputError -> 400
-            try:
-                if doc.page_count > lim.max_pdf_pages:
-                    raise HTTPException(413, f"{name}: {doc.page_count} pages exceed the limit of {lim.max_pdf_pages}")
+            if b"%PDF-" not in data[:1024]:
+                raise InputError(name, "not a PDF (no %PDF- header)")
+            left = lambda: lim.timeout_s - (time.monotonic() - t0)  # noqa: E731
+            reader = state["pages"]
+            with tempfile.TemporaryDirectory(prefix="ocr-robust-") as tmp:
+                path = Path(tmp) / "upload.pdf"
+                path.write_bytes(data)
+                n = await run_in_threadpool(reader.open, path, name, left())  # InputError -> 400
+                if n > lim.max_pdf_pages:
+                    raise HTTPException(413, f"{name}: {n} pages exceed the limit of {lim.max_pdf_pages}")
                 pages = []
-                for pno in range(doc.page_count):
-                    reading, crops = await run_in_threadpool(pdf_page_lines, doc, pno, dpi, lim.max_page_pixels)
+                for pno in range(n):  # MuPDF's work in page workers, under a deadline: the loop stays free
+                    reading, crops = await run_in_threadpool(reader.page, path, pno, left(), dpi)
                     reads, _ = await state["batcher"].read(crops)
                     pages.append(fill(reading, reads).as_dict())
-            finally:
-                doc.close()
             return {"file": name, "pages": pages}
 
-        return await within_time(work())
+        async def gated(t0: float):
+            async with gate():
+                return await work(t0)
+
+        return await within_time(gated(time.monotonic()))
 
     return app
 
@@ -294,6 +437,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     if workers > 1:
         os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))
         uvicorn.run("ocr_robust.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    timeout_graceful_shutdown=30, log_level="info")
+                    timeout_graceful_shutdown=30, log_level="info", http=HeaderTimeoutProtocol)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, timeout_graceful_shutdown=30, log_level="info",
+                    http=HeaderTimeoutProtocol)

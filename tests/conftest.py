@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import random
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pymupdf
 import pytest
 
@@ -86,3 +91,48 @@ def tiny_run(tiny_store, tmp_path_factory):
                       augment=0.0, seed=1, device="cpu")
     result = Trainer(cfg, progress=False).fit()
     return out, result
+
+
+# --- the service, run for real -------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model, *options: str) -> tuple[subprocess.Popen, str]:
+    """``ocr-robust serve`` on a free localhost port, once its /healthz answers."""
+    import tempfile
+
+    port = _free_port()
+    log = tempfile.TemporaryFile()  # not a pipe: a full pipe would block the server's logging
+    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(model),
+                             "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(log.read().decode(errors="replace"))
+    proc.kill()
+    raise RuntimeError("the service did not start")
+
+
+def raw_request(url: str, path: str, body: bytes, send: int | None = None) -> socket.socket:
+    """Open a connection and send a multipart POST's headers and the first ``send`` body bytes."""
+    host, port = url.split("//")[1].split(":")
+    s = socket.create_connection((host, int(port)))
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    s.sendall(head + body[: len(body) if send is None else send])
+    return s
+
+
+def multipart(name: str, filename: str, data: bytes) -> bytes:
+    return (f"--XX\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n--XX--\r\n"

@@ -4,9 +4,6 @@ import concurrent.futures as cf
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import cv2
@@ -14,6 +11,7 @@ import httpx
 import numpy as np
 import pymupdf
 import pytest
+from conftest import multipart, raw_request, start_server
 
 from ocr_robust.cli import main
 from ocr_robust.data.store import FolderStore
@@ -139,34 +137,6 @@ def test_recognize_reports_bad_inputs_and_keeps_the_rest(exported, tiny_store, t
 
 # --- the service ---------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model, *options: str) -> tuple[subprocess.Popen, str]:
-    """``ocr-robust serve`` on a free localhost port, once its /healthz answers."""
-    import tempfile
-
-    port = _free_port()
-    log = tempfile.TemporaryFile()  # not a pipe: a full pipe would block the server's logging
-    proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(model),
-                             "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(log.read().decode(errors="replace"))
-    proc.kill()
-    raise RuntimeError("the service did not start")
-
-
 @pytest.fixture(scope="module")
 def server(exported):
     proc, url = start_server(exported[0], "--max-wait-ms", "300", "--max-images", "8", "--max-image-pixels", "200000",
@@ -280,26 +250,11 @@ def test_no_generated_request_gets_a_server_error(server):
 
 # --- faults: slow and vanishing clients, and a drain on shutdown -------------------------------
 
-def _raw_request(url: str, path: str, body: bytes, send: int | None = None) -> socket.socket:
-    """Open a connection and send a multipart POST's headers and the first ``send`` body bytes."""
-    host, port = url.split("//")[1].split(":")
-    s = socket.create_connection((host, int(port)))
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
-    s.sendall(head + body[: len(body) if send is None else send])
-    return s
-
-
-def _multipart(name: str, filename: str, data: bytes) -> bytes:
-    return (f"--XX\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n--XX--\r\n"
-
-
 def test_slow_and_vanishing_clients_do_not_stall_others(server, tiny_store):
     _, paths = _lines(tiny_store, 1)
-    body = _multipart("images", "a.png", paths[0].read_bytes())
-    slow = [_raw_request(server, "/v1/recognize", body, send=len(body) // 2) for _ in range(5)]  # never finish
-    gone = _raw_request(server, "/v1/recognize", body, send=30)
+    body = multipart("images", "a.png", paths[0].read_bytes())
+    slow = [raw_request(server, "/v1/recognize", body, send=len(body) // 2) for _ in range(5)]  # never finish
+    gone = raw_request(server, "/v1/recognize", body, send=30)
     gone.close()  # disconnects mid-body
     t0 = time.perf_counter()
     r = httpx.post(server + "/v1/recognize", files={"images": ("b.png", paths[0].read_bytes(), "image/png")},

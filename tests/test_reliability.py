@@ -77,8 +77,7 @@ def test_odd_and_hostile_images_decode_or_fail_by_name(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from ocr_robust.data.store import image_size
-    from ocr_robust.images import decode_grey
+    from ocr_robust.images import decode_grey, image_size
 
     buf = io.BytesIO()
     Image.new("CMYK", (40, 12), (0, 0, 0, 40)).save(buf, "JPEG")

@@ -14,7 +14,8 @@ from torch.utils.data import Dataset, Sampler
 from ..charset import Charset
 from ..images import HEIGHT, decode_grey, pad_batch, resize_to_height
 from .crop import CROP_MODES, normalise_crop
-from .store import ConcatStore, FolderStore, LmdbStore, image_size, open_store, read_grey
+from ..images import image_size
+from .store import ConcatStore, FolderStore, LmdbStore, open_store, read_grey
 
 __all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler"]
 

@@ -23,7 +23,7 @@ from ..images import decode_grey
 
 __all__ = ["LABELS", "LMDB_MAP_SIZE", "Sample", "LineStore", "is_lmdb", "STORES", "read_grey", "open_store", "FolderStore",
            "LmdbStore", "ConcatStore", "FolderWriter", "LmdbWriter", "open_writer", "iter_store", "convert",
-           "image_ext", "image_size"]
+           "image_ext"]
 
 LABELS = "labels.tsv"
 LMDB_MAP_SIZE = 1 << 36  # 64 GiB of address space; the file grows only as data is written
@@ -362,25 +362,3 @@ def image_ext(data: bytes) -> str:
     if data[:2] == b"\xff\xd8":
         return ".jpg"
     return ".img"
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header without decoding; None if unknown."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        w, h = struct.unpack(">II", data[16:24])
-        return w, h
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            seg = struct.unpack(">H", data[i + 2 : i + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-                return w, h
-            i += 2 + seg
-    return None

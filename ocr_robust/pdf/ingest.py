@@ -19,11 +19,8 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -36,11 +33,11 @@ from ..data.store import open_writer
 from .degrade import degrade_page, parse_degrade
 from .layout import PageError, crop_line, render, text_lines
 from .watermarks import marked_copy, plan_marks, resolve_styles
+from .workers import PAGE_TIMEOUT_S, PageTimeout, PageWorkers
 
-__all__ = ["AUTO_PARALLEL_PAGES", "NORMALISE", "normalise_text", "IngestConfig", "PageResult", "process_page",
-           "select_pages", "check_document", "ingest", "format_summary"]
+__all__ = ["NORMALISE", "normalise_text", "IngestConfig", "PageResult", "process_page",
+           "open_cached", "select_pages", "check_document", "ingest", "format_summary"]
 
-AUTO_PARALLEL_PAGES = 24  # with --workers 0, fewer pages than this are ingested in-process
 
 # Characters the text layer may hold that read as something in the charset.
 NORMALISE = str.maketrans({
@@ -49,6 +46,7 @@ NORMALISE = str.maketrans({
     "\u2219": "\u00b7", "\u22c5": "\u00b7",  # bullet and dot operators: fonts that share the middle dot's glyph
 })
 _SPACES = re.compile(r"\s+")
+NO_TEXT = "no text layer (image-only page)"
 
 def normalise_text(text: str) -> str:
     """Expand ligatures, map look-alike code points, collapse whitespace."""
@@ -72,6 +70,7 @@ class IngestConfig:
     watermark_fraction: float = 0.75  # share of pages painted when ``watermarks`` is set
     max_pages: int = 0  # per file: 0 every page, else this many pages drawn by ``pages_seed`` (big manuals)
     pages_seed: int | None = None  # which pages ``max_pages`` draws; None: ``seed``
+    page_timeout: float = PAGE_TIMEOUT_S  # seconds per page (and per file opening); past it the page fails
 
 
 @dataclass
@@ -88,7 +87,8 @@ class PageResult:
 
 
 @lru_cache(maxsize=2)
-def _open(path: str) -> pymupdf.Document:
+def open_cached(path: str) -> pymupdf.Document:
+    """A PDF opened once per process (page tasks of one file run in the same worker)."""
     return pymupdf.open(path)
 
 
@@ -107,7 +107,7 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
     cfg = IngestConfig(**cfgd)
     res = PageResult(file=path, page=pno)
     try:
-        src = _open(path)
+        src = open_cached(path)
         page = src[pno]
         if cfg.watermarks:
             rng = random.Random(_page_seed(cfg.seed, path, pno))
@@ -123,7 +123,7 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
         lines, skipped, res.has_text = text_lines(page, cfg.min_alpha)
         res.skipped.update(skipped)
         if not res.has_text:
-            res.error = "no text layer (image-only page)"
+            res.error = NO_TEXT
             return res
         img = render(page, cfg.dpi, cfg.max_page_pixels)
         degs = parse_degrade(cfg.degrade)
@@ -174,6 +174,12 @@ def check_document(path: str) -> tuple[int, str | None, bool]:
     if not os.path.isfile(path):
         return 0, "no such file", False
     try:
+        with open(path, "rb") as f:
+            if b"%PDF-" not in f.read(1024):  # MuPDF would open text or images as documents too
+                return 0, "not a readable PDF (no %PDF- header)", False
+    except OSError as e:
+        return 0, f"cannot read it ({e.strerror})", False
+    try:
         doc = pymupdf.open(path)
     except Exception as e:
         return 0, f"not a readable PDF ({type(e).__name__}: {e})", False
@@ -201,24 +207,11 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     files_failed: list[dict] = []
     tasks: list[tuple[str, int, dict]] = []
     repaired: set[str] = set()
-    for p in pdfs:
-        n, why, was_repaired = check_document(str(p))
-        if why:
-            files_failed.append({"file": str(p), "reason": why})
-            continue
-        if was_repaired:
-            repaired.add(str(p))
-        pick = select_pages(str(p), n, cfg.max_pages, cfg.seed if cfg.pages_seed is None else cfg.pages_seed)
-        tasks += [(str(p), i, asdict(cfg)) for i in pick]
-
-    # Workers are spawned, not forked (a fork after OpenCV or torch started threads can
-    # deadlock); starting one costs about a second, so small jobs run in this process.
-    workers = cfg.workers or ((os.cpu_count() or 1) if len(tasks) >= AUTO_PARALLEL_PAGES else 1)
-    workers = max(1, min(workers, len(tasks) or 1))
+    workers = max(1, cfg.workers or (os.cpu_count() or 1))
     summary: dict = {"out": cfg.out, "format": "lmdb" if cfg.lmdb else "folder", "files": len(pdfs),
-                     "files_failed": files_failed, "pages": len(tasks), "pages_ok": 0, "pages_failed": {},
+                     "files_failed": files_failed, "pages": 0, "pages_ok": 0, "pages_failed": {},
                      "page_failures": [], "lines": 0, "lines_skipped": {}, "skipped_chars": {},
-                    "watermarked_pages": {}}
+                     "watermarked_pages": {}}
     skipped: Counter[str] = Counter()
     skipped_chars: Counter[str] = Counter()
     marked: Counter[str] = Counter()
@@ -226,40 +219,53 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
     seen_pages: Counter = Counter()
     page_errors: dict[str, list[dict]] = {}
     stems: dict[str, str] = {}
-    bar = tqdm(total=len(tasks), desc="ingest", unit="page", disable=not progress)
-    with open_writer(cfg.out, cfg.lmdb) as writer:
-        if workers == 1:
-            results: Iterator[PageResult] = map(process_page, tasks)
-            pool = None
-        else:
-            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                       initializer=_worker_init)
-            results = pool.map(process_page, tasks, chunksize=2)
-        try:
-            for r in results:
-                bar.update(1)
-                seen_pages[r.file] += 1
-                text_pages[r.file] += int(r.has_text)
-                skipped.update(r.skipped)
-                skipped_chars.update(r.skipped_chars)
-                if r.error:
-                    page_errors.setdefault(r.file, []).append({"file": r.file, "page": r.page + 1, "reason": r.error})
-                    continue
-                summary["pages_ok"] += 1
-                if r.watermarks:
-                    marked.update(r.watermarks)
-                    marked["(pages)"] += 1
-                stem = stems.setdefault(r.file, f"{len(stems):05d}_{_safe(Path(r.file).stem)}")
-                for k, (text, png) in enumerate(r.lines):
-                    writer.add(f"{stem}/p{r.page + 1:04d}_l{k + 1:04d}.png", text, png)
-                summary["lines"] += len(r.lines)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-            bar.close()
+
+    def opening_failed(args: tuple, e: Exception) -> tuple[int, str | None, bool]:
+        return 0, f"opening it {e}" if isinstance(e, PageTimeout) else str(e), False
+
+    def page_failed(args: tuple, e: Exception) -> PageResult:
+        path, pno, _ = args[0]
+        return PageResult(file=path, page=pno, error=str(e))
+
+    # Page work runs in child processes under a deadline (pdf/workers.py): a hostile page
+    # is killed at cfg.page_timeout and reported, and the others are kept.
+    with PageWorkers(workers, cfg.page_timeout, initializer=_worker_init) as pool:
+        checks = pool.map(check_document, [(str(p),) for p in pdfs], on_error=opening_failed)
+        for p, (n, why, was_repaired) in zip(pdfs, checks):
+            if why:
+                files_failed.append({"file": str(p), "reason": why})
+                continue
+            if was_repaired:
+                repaired.add(str(p))
+            pick = select_pages(str(p), n, cfg.max_pages, cfg.seed if cfg.pages_seed is None else cfg.pages_seed)
+            tasks += [(str(p), i, asdict(cfg)) for i in pick]
+        summary["pages"] = len(tasks)
+        bar = tqdm(total=len(tasks), desc="ingest", unit="page", disable=not progress)
+        with open_writer(cfg.out, cfg.lmdb) as writer:
+            try:
+                for r in pool.map(process_page, [(t,) for t in tasks], on_error=page_failed):
+                    bar.update(1)
+                    seen_pages[r.file] += 1
+                    text_pages[r.file] += int(r.has_text)
+                    skipped.update(r.skipped)
+                    skipped_chars.update(r.skipped_chars)
+                    if r.error:
+                        page_errors.setdefault(r.file, []).append({"file": r.file, "page": r.page + 1,
+                                                                   "reason": r.error})
+                        continue
+                    summary["pages_ok"] += 1
+                    if r.watermarks:
+                        marked.update(r.watermarks)
+                        marked["(pages)"] += 1
+                    stem = stems.setdefault(r.file, f"{len(stems):05d}_{_safe(Path(r.file).stem)}")
+                    for k, (text, png) in enumerate(r.lines):
+                        writer.add(f"{stem}/p{r.page + 1:04d}_l{k + 1:04d}.png", text, png)
+                    summary["lines"] += len(r.lines)
+            finally:
+                bar.close()
     # A file none of whose pages has text is reported as a file, not page by page.
     for f, errs in page_errors.items():
-        if text_pages[f] == 0 and seen_pages[f] == len(errs):
+        if text_pages[f] == 0 and seen_pages[f] == len(errs) and all(e["reason"] == NO_TEXT for e in errs):
             reason = ("damaged PDF (truncated or corrupt; MuPDF rebuilt its structure) with no readable text"
                       if f in repaired else "image-only PDF: no page has a text layer")
             files_failed.append({"file": f, "reason": reason})

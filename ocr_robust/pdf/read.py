@@ -5,7 +5,8 @@ layer's own text is returned beside the reading, so a user can check a PDF's hid
 against what the page shows). Image-only pages, and page images, are segmented into lines
 with OpenCV (:func:`ocr_robust.pdf.layout.segment_lines`, whose limits are documented
 there). Pages are read one at a time, so a document of thousands of pages streams in
-bounded memory; a page that fails is reported and the others are kept.
+bounded memory; a page that fails is reported and the others are kept. MuPDF's work runs in
+page worker processes under a deadline (:class:`PageReader`, ``pdf/workers.py``).
 
 Boxes are ``[x0, y0, x1, y1]``: PDF points (1/72 inch, origin top left, unrotated page) for
 PDF pages, pixels for page images.
@@ -15,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pymupdf
 
 from ..errors import InputError
-from .ingest import IngestConfig, check_document
+from .ingest import IngestConfig, check_document, open_cached
 from .layout import PageError, crop_line, render, segment_lines, text_lines
+from .workers import PAGE_TIMEOUT_S, PageCrash, PageTimeout, PageWorkers
 
-__all__ = ["DPI", "MAX_PAGE_PIXELS", "MARGIN", "PageReading", "open_pdf", "fill", "page_image_lines", "read_page_image",
-           "pdf_page_lines", "read_pdf_pages"]
+__all__ = ["DPI", "MAX_PAGE_PIXELS", "MARGIN", "PageReading", "fill", "page_image_lines", "read_page_image",
+           "pdf_page_lines", "pdf_file_lines", "PageReader"]
 
 # pages are read as ingest crops them: its config's defaults
 DPI: int = IngestConfig.dpi
@@ -45,29 +48,6 @@ class PageReading:
     def as_dict(self) -> dict:
         return {"page": self.page, "source": self.source, "width": self.width, "height": self.height,
                 "unit": self.unit, "lines": self.lines, "error": self.error}
-
-
-def open_pdf(src: str | bytes, name: str = "<upload>") -> pymupdf.Document:
-    """A readable, unencrypted PDF with pages, or one ``InputError`` saying what is wrong."""
-    if isinstance(src, (bytes, bytearray)):
-        if b"%PDF-" not in bytes(src[:1024]):  # MuPDF would open text or images as documents too
-            raise InputError(name, "not a PDF (no %PDF- header)")
-        try:
-            doc = pymupdf.open(stream=bytes(src), filetype="pdf")
-        except Exception as e:
-            raise InputError(name, f"not a readable PDF ({type(e).__name__}: {e})") from None
-        if not doc.is_pdf:
-            raise InputError(name, "not a PDF")
-    else:
-        n, why, _ = check_document(str(src))
-        if why:
-            raise InputError(src, why)
-        return pymupdf.open(str(src))
-    if doc.needs_pass:
-        raise InputError(name, "encrypted (password required)")
-    if doc.page_count == 0:
-        raise InputError(name, "has no pages")
-    return doc
 
 
 def fill(reading: PageReading, decoded: list) -> PageReading:
@@ -124,8 +104,56 @@ def pdf_page_lines(doc: pymupdf.Document, pno: int, dpi: int = DPI, max_page_pix
         return PageReading(pno + 1, "none", 0.0, 0.0, "pt", error=f"{type(e).__name__}: {e}".strip()), []
 
 
-def read_pdf_pages(recognizer, doc: pymupdf.Document, dpi: int = DPI, max_page_pixels: int = MAX_PAGE_PIXELS,
-                   margin: float = MARGIN) -> Iterator[PageReading]:
-    """One :class:`PageReading` per page, in order (``error`` set on a page that failed)."""
-    for pno in range(doc.page_count):
-        yield _read(recognizer, *pdf_page_lines(doc, pno, dpi, max_page_pixels, margin))
+def pdf_file_lines(path: str, pno: int, dpi: int = DPI, max_page_pixels: int = MAX_PAGE_PIXELS,
+                   margin: float = MARGIN) -> tuple[PageReading, list[np.ndarray]]:
+    """:func:`pdf_page_lines` of a PDF file (opened once per process): the page task."""
+    return pdf_page_lines(open_cached(path), pno, dpi, max_page_pixels, margin)
+
+
+class PageReader:
+    """The one page reader of the command line (``recognize``) and the service (``/v1/pdf``).
+
+    Opening a PDF and each page's text layer and raster run in :class:`PageWorkers` under a
+    deadline, so that a hostile page fails alone (``took longer than S s``) and the caller
+    stays responsive; recognition runs in the caller. Owns its workers unless given some."""
+
+    def __init__(self, workers: PageWorkers | None = None, dpi: int = DPI, max_page_pixels: int = MAX_PAGE_PIXELS,
+                 margin: float = MARGIN, timeout_s: float = PAGE_TIMEOUT_S):
+        self._own = workers is None
+        self.workers = workers if workers is not None else PageWorkers(1, timeout_s)
+        self.dpi, self.max_page_pixels, self.margin = dpi, max_page_pixels, margin
+
+    def open(self, path: str | Path, name: str | None = None, timeout_s: float | None = None) -> int:
+        """The page count of a usable PDF, or one InputError naming ``name`` (default: the path)."""
+        try:
+            n, why, _ = self.workers.run(check_document, str(path), timeout_s=timeout_s)
+        except (PageTimeout, PageCrash, RuntimeError) as e:
+            n, why = 0, f"opening it {e}" if isinstance(e, PageTimeout) else str(e)
+        if why:
+            raise InputError(name or path, why)
+        return n
+
+    def page(self, path: str | Path, pno: int, timeout_s: float | None = None,
+             dpi: int | None = None) -> tuple[PageReading, list[np.ndarray]]:
+        """Page ``pno`` (0-based): its lines, not read yet, and their crops; a page that fails,
+        times out or crashes its worker comes back with ``error`` set. Never raises."""
+        try:
+            return self.workers.run(pdf_file_lines, str(path), pno, dpi or self.dpi, self.max_page_pixels,
+                                    self.margin, timeout_s=timeout_s)
+        except (PageTimeout, PageCrash, RuntimeError) as e:
+            return PageReading(pno + 1, "none", 0.0, 0.0, "pt", error=str(e)), []
+
+    def read(self, recognizer, path: str | Path) -> Iterator[PageReading]:
+        """Every page of a PDF file, read, in order (InputError if the file is not usable)."""
+        for pno in range(self.open(path)):
+            yield _read(recognizer, *self.page(path, pno))
+
+    def close(self) -> None:
+        if self._own:
+            self.workers.close()
+
+    def __enter__(self) -> PageReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
