@@ -54,7 +54,7 @@ train() {  # RUN LIST CONFIG MINUTES [ARGS...]: one stage, skipped when done
   local run=$1 list=$2 config=$3 minutes=$4; shift 4
   if [ -f "$run/done" ]; then stamp "reuse $run"; return; fi
   local resume=()
-  [ -f "$run/last.state.pt" ] && resume=(--resume)
+  if [ -f "$run/last.state.pt" ]; then resume=(--resume); else resume=(--overwrite); fi  # a run killed before its first checkpoint starts anew
   stamp "train $run ($minutes min)"
   $OCR train --data "$DATA/$list" --config "$root/configs/$config" --out "$run" --time-limit "$minutes" \
     "${resume[@]}" "$@"

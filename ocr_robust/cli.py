@@ -138,7 +138,10 @@ def parse_options(items: list[str] | None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as e:  # a tag (!!python/...) or broken YAML: refused, never constructed
+            raise ValueError(f"--opt {item!r}: not a plain YAML value ({str(e).splitlines()[0]})") from None
     return out
 
 
@@ -192,8 +195,19 @@ def train_config(a: argparse.Namespace):
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .training import Trainer
+    from .training.checkpoint import STATE_FILE, clear_run, run_files
 
     cfg = train_config(a)
+    if a.resume and a.overwrite:
+        raise InputError(cfg.out, "--resume continues the run and --overwrite starts it anew: choose one")
+    existing = run_files(cfg.out)
+    if existing and not (a.resume or a.overwrite):
+        raise InputError(cfg.out, f"already holds a run ({', '.join(existing)}): --resume continues it, --overwrite "
+                                  "starts it anew, or choose another --out")
+    if a.resume and not (Path(cfg.out) / STATE_FILE).is_file():
+        raise InputError(cfg.out, f"nothing to resume: no training state ({STATE_FILE}) in it; start without --resume")
+    if a.overwrite:
+        clear_run(cfg.out)
     trainer = Trainer(cfg, progress=not a.quiet)
     for p in trainer.problems[:20]:
         print(f"skipped: {p}", file=sys.stderr)
@@ -206,6 +220,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"stopped by {r['stopped']} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}; checkpoint "
               f"saved: continue with --resume")
         return 0
+    if r["unreadable"]:
+        print(f"{r['unreadable']} lines skipped: their images did not decode (see above)", file=sys.stderr)
     print(f"trained {r['epochs']} epochs ({r['steps']} steps, {r['seconds']:.0f} s, stopped by {r['stopped']}); "
           f"best validation word accuracy {100 * r['best_val_word_acc']:.2f}%; run in {cfg.out}")
     return 0
@@ -346,12 +362,13 @@ def _print_readings(results: list[dict], fmt: str) -> None:
 
 def cmd_serve(a: argparse.Namespace) -> int:
     a.model = a.model or str(default_model())
-    from .runs import model_kind
+    from .inference import Recognizer
     from .service import Limits, Settings, serve
 
-    model_kind(a.model)  # a wrong path fails here, in one line, not inside the server
+    # a bad limit, a wrong path or a broken model file fails here, in one line, not inside the server
     over = {f.name: getattr(a, f.name) for f in fields(Limits) if f.name != "max_body_bytes"}
     limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), **over)
+    Recognizer(a.model, engine=a.engine)
     # N worker processes share the cores: give each its part unless told otherwise
     threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if a.workers > 1 else None)
     settings = Settings(model=a.model, engine=a.engine, threads=threads, max_batch_lines=a.max_batch,
@@ -450,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "override --config.")
     s.add_argument("--config", help="YAML with TrainConfig fields; command-line flags override it")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--overwrite", action="store_true", help="start the run in --out anew, deleting the old one's files")
     s.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="a training-mode option, e.g. --opt norm=linf --opt eps=8/255 (repeatable)")
     s.add_argument("--quiet", action="store_true")
@@ -564,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--page-timeout", dest="page_timeout_s", type=float, default=lim.page_timeout_s,
                    help="seconds of one PDF page's MuPDF work (then the page fails)")
     s.add_argument("--page-workers", type=int, default=lim.page_workers, help="processes doing PDF page work")
+    s.add_argument("--page-memory-mb", type=int, default=lim.page_memory_mb,
+                   help="memory each page process may allocate; past it the page fails")
     s.set_defaults(func=cmd_serve)
     return p
 

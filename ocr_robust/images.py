@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: page work (pdf/) 
     import torch
 
 __all__ = ["HEIGHT", "WIDTH_MULTIPLE", "MAX_WIDTH", "PIXEL_MAX", "STRIDE", "MAX_IMAGE_PIXELS", "IMAGE_FORMATS",
-           "image_size", "checked_size", "decode_grey", "resize_to_height",
+           "image_size", "checked_size", "decode_grey", "resize_to_height", "label_fits",
            "pad_batch", "output_frames"]
 
 HEIGHT = 32
@@ -197,6 +197,17 @@ def output_frames(widths: W) -> W:
     if isinstance(widths, (int, np.integer)):
         return max(1, int(widths) // STRIDE)
     return widths.floor_divide(STRIDE).clamp(min=1)  # a tensor
+
+
+def label_fits(text: str, size: tuple[int, int], height: int = HEIGHT, max_width: int | None = MAX_WIDTH) -> bool:
+    """Whether a CTC model can emit ``text`` from a line of ``size`` (width, height) pixels:
+    one frame per character, and a blank between two equal characters in a row."""
+    w, h = size
+    width = max(1, round(w * height / max(h, 1)))
+    if max_width:
+        width = min(width, max_width)
+    frames = output_frames(width)
+    return len(text) <= frames and len(text) + sum(a == b for a, b in zip(text, text[1:])) <= frames
 
 
 def pad_batch(images: Sequence[np.ndarray], multiple: int = WIDTH_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ from .data.crop import normalise_crops
 from .decoding import Decoded, decode
 from .errors import InputError
 from .images import MAX_WIDTH, output_frames, pad_batch, resize_to_height
-from .runs import META_FILE, ONNX_FILE, load_torch_model, model_kind, pick_device, read_meta
+from .runs import META_FILE, check_outputs, load_torch_model, model_kind, pick_device, read_meta
 
 ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
 # The shipped default model (benchmarks/train_latin.sh makes it), package data so a wheel carries
@@ -63,9 +63,9 @@ class Recognizer:
         self.meta, self.charset = read_meta(self.path)
         self.height = int(self.meta["input"]["height"])
         self.crop = self.meta["input"].get("crop", "none")  # exports before crop normalisation: none
-        formats = self.meta.get("formats") or {"onnx": self.meta.get("onnx", ONNX_FILE)}
-        if engine == "auto":
-            engine = "onnx" if "onnx" in formats else "torchscript" if "torchscript" in formats else "torch"
+        formats = self.meta["formats"]
+        if engine == "auto":  # never TorchScript: it is code, read only when asked for by name
+            engine = "onnx" if "onnx" in formats else "torch"
         self.engine = engine
         key = {"onnx": "onnx", "int8": "onnx_int8", "torchscript": "torchscript"}.get(engine)
         if key is not None and (key not in formats or not (self.path / formats[key]).is_file()):
@@ -78,14 +78,25 @@ class Recognizer:
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if threads:
                 opts.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(str(self.path / formats[key]), opts, providers=["CPUExecutionProvider"])
+            onnx_file = self.path / formats[key]
+            try:
+                self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # ONNX Runtime's own errors: garbage, empty or truncated files
+                msg = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+                raise InputError(onnx_file, f"not a readable ONNX model ({msg})") from None
+            out = self.session.get_outputs()[0].shape
+            check_outputs(out[-1] if out and isinstance(out[-1], int) else None, self.charset, self.path / META_FILE)
             self._run = lambda x: self.session.run(None, {"images": x.numpy()})[0]
         else:
             self.device = pick_device(device)
             if engine == "torchscript":
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    self.model = torch.jit.load(str(self.path / formats[key]), map_location=self.device).eval()
+                ts_file = self.path / formats[key]
+                try:  # TorchScript is code: for trusted exports only (README), and only when asked for
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        self.model = torch.jit.load(str(ts_file), map_location=self.device).eval()
+                except Exception as e:
+                    raise InputError(ts_file, f"not a readable TorchScript model ({type(e).__name__})") from None
             else:
                 self.model, _, _ = load_torch_model(path, self.device)
 

@@ -25,8 +25,8 @@ from .errors import InputError
 from .models import CRNN, build_model
 
 __all__ = ["ONNX_FILE", "WEIGHTS_FILE", "META_FILE", "INT8_FILE", "TORCHSCRIPT_FILE", "METRICS_FILE", "pick_device",
-           "durable_replace", "save_weights", "load_run", "model_kind", "read_meta", "load_torch_model",
-           "read_metrics"]
+           "check_outputs", "durable_replace", "save_weights", "load_run", "model_kind", "read_meta",
+           "load_torch_model", "read_metrics"]
 
 ONNX_FILE, WEIGHTS_FILE, META_FILE = "model.onnx", "model.safetensors", "model.json"
 INT8_FILE, TORCHSCRIPT_FILE = "model.int8.onnx", "model.ts"
@@ -91,14 +91,38 @@ def model_kind(path: str | Path) -> str:
                         "or an export folder (model.json + model.onnx)")
 
 
+def _plain_name(value, f: Path, key: str) -> str:
+    """A file entry of model.json: a plain file name inside the export folder, never a path."""
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value \
+            or Path(value).name != value:
+        raise InputError(f, f"file entry {key!r}: {value!r} is not a plain file name inside the export folder; "
+                            "the export is refused")
+    return value
+
+
 def read_meta(path: str | Path) -> tuple[dict, Charset]:
-    """An export's model.json and charset, or one clear error naming the file."""
+    """An export's model.json and charset, checked: the input contract (a positive height),
+    file entries that are plain names inside the folder; or one clear error naming the file."""
     f = Path(path) / META_FILE
     try:
         meta = json.loads(f.read_text(encoding="utf-8"))
-        return meta, Charset(meta["charset"], name=meta.get("charset_name", "export"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        charset = Charset(meta["charset"], name=meta.get("charset_name", "export"))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f, f"malformed model description: {e}") from None
+        raise InputError(f, f"malformed model description: {type(e).__name__}: {e}") from None
+    inp = meta.get("input")
+    if not isinstance(inp, dict) or "height" not in inp:
+        raise InputError(f, "malformed model description: no 'input' entry with the line height")
+    height = inp["height"]
+    if isinstance(height, bool) or not isinstance(height, int) or not 8 <= height <= 1024:
+        raise InputError(f, f"malformed model description: input height {height!r} (expected 8 to 1024 pixels)")
+    formats = meta.get("formats") or {"onnx": meta.get("onnx", ONNX_FILE)}
+    if not isinstance(formats, dict):
+        raise InputError(f, "malformed model description: 'formats' is not a mapping")
+    meta["formats"] = {k: _plain_name(v, f, k) for k, v in formats.items()}
+    meta["weights"] = _plain_name(meta.get("weights", WEIGHTS_FILE), f, "weights")
+    return meta, charset
 
 
 def load_torch_model(path: str | Path, device: str | torch.device = "cpu"):
@@ -109,13 +133,26 @@ def load_torch_model(path: str | Path, device: str | torch.device = "cpu"):
         model, charset, cfg = load_run(p, "best", device)
         return model, charset, {"kind": "run", "mode": cfg.get("mode", "natural"), "crop": cfg.get("crop", "none")}
     meta, charset = read_meta(p)
+    weights = p / meta["weights"]
     try:
         model = build_model(meta["model"])
-        model.load_state_dict(load_file(str(p / meta.get("weights", WEIGHTS_FILE)), device="cpu"))
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise InputError(p, f"cannot load the export's PyTorch weights: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(p / META_FILE, f"malformed model description: its 'model' builds no model ({e})") from None
+    try:
+        model.load_state_dict(load_file(str(weights), device="cpu"))
+    except Exception as e:  # safetensors' own errors, a missing file, shapes that do not fit
+        raise InputError(weights, f"cannot load the export's PyTorch weights ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    check_outputs(model.cfg.num_classes, charset, p / META_FILE)
     return model.to(device).eval(), charset, {"kind": "export", "mode": meta.get("training_mode", "natural"),
                                               "crop": meta.get("input", {}).get("crop", "none")}
+
+
+def check_outputs(classes: int | None, charset: Charset, where: Path) -> None:
+    """A model's outputs and its charset agree (blank + one class per character)."""
+    if classes is not None and classes != charset.num_classes:
+        raise InputError(where, f"the model has {classes} output classes but its charset {charset.num_classes} "
+                                "(blank + characters): they do not belong together")
 
 
 def read_metrics(run: str | Path) -> list[dict]:

@@ -41,7 +41,7 @@ from . import __version__
 from .errors import InputError, TooLarge
 from .images import checked_size, decode_grey
 from .pdf.read import DPI, PageReader
-from .pdf.workers import PAGE_TIMEOUT_S, PageWorkers
+from .pdf.workers import PAGE_MEMORY_MB, PAGE_TIMEOUT_S, PageWorkers
 
 __all__ = ["ENV_SETTINGS", "Limits", "Settings", "MicroBatcher", "ErrorBody", "ERROR_RESPONSES", "BodyLimit",
            "HeaderTimeoutProtocol", "create_app", "app_from_env", "serve"]
@@ -57,7 +57,8 @@ class Limits:
     decoded and read at once (``max_queued`` more wait their turn, holding their uploads only;
     beyond that 429 at once), each holding at most ``max_body_bytes``
     of uploads and ``max_request_pixels`` of decoded images (one byte a pixel), plus one image
-    being decoded (``max_image_pixels``, up to 8 bytes a pixel). Bodies still arriving are
+    being decoded (``max_image_pixels``, up to 8 bytes a pixel); PDF page work runs in
+    ``page_workers`` processes of at most ``page_memory_mb`` each. Bodies still arriving are
     streamed to the multipart parser, which spools files to disk, and are counted as they
     come: a body past ``max_body_bytes`` is cut off with 413 whatever its headers said."""
 
@@ -70,10 +71,11 @@ class Limits:
     max_active: int = 4  # requests decoded and read at once
     max_queued: int = 16  # requests waiting for their turn (their work's time runs); more get 429
     timeout_s: float = 60.0  # a request's work, once its body has arrived: then 504
-    body_timeout_s: float = 30.0  # receiving the body: a slower (or stalled) upload gets 408
+    body_timeout_s: float = 10.0  # receiving the body (20 MB at 2 MB/s): a slower or stalled upload gets 408
     header_timeout_s: float = 10.0  # a connection that has not sent a request's headers by then is closed
     page_timeout_s: float = PAGE_TIMEOUT_S  # one PDF page's MuPDF work (pdf/workers.py): then the page fails
     page_workers: int = 2  # processes doing PDF page work
+    page_memory_mb: int = PAGE_MEMORY_MB  # what each may allocate (beyond its start); past it the page fails
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -311,7 +313,8 @@ def create_app(settings: Settings) -> FastAPI:
                     "input": {"height": rec.height}}
         batcher = MicroBatcher(rec, settings.max_batch_lines, settings.max_wait_ms / 1000)
         batcher.start()
-        pages = PageReader(PageWorkers(lim.page_workers, lim.page_timeout_s), max_page_pixels=lim.max_page_pixels)
+        workers = PageWorkers(lim.page_workers, lim.page_timeout_s, memory_mb=lim.page_memory_mb)
+        pages = PageReader(workers, max_page_pixels=lim.max_page_pixels)
         state.update(recognizer=rec, meta=meta, batcher=batcher, pages=pages, started=time.time())
         yield
         pages.workers.close()

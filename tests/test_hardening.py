@@ -43,6 +43,10 @@ def test_page_workers_kill_a_task_at_its_deadline_and_go_on(tmp_path):
         with pytest.raises(PageCrash):
             w.run(sys.exit, 3)
         assert w.run(abs, -2) == 2
+    with PageWorkers(1, timeout_s=30, memory_mb=200) as w:  # page work has a memory bound too
+        with pytest.raises(RuntimeError, match="MemoryError"):
+            w.run(bytearray, 500 * 2**20)
+        assert len(w.run(bytearray, 50 * 2**20)) == 50 * 2**20
 
 
 def test_ingest_and_recognize_report_a_hostile_page_and_keep_the_rest(bomb_and_good, tmp_path, capsys):
@@ -238,3 +242,165 @@ def test_serve_rejects_bad_limits_in_one_line():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "page timeout: expected a positive number, got 0.0" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --- D7: a truncated image in a store is skipped and counted ---------------------------------
+
+def _damaged_copy(store, out, n_bad=1):
+    import shutil
+
+    shutil.copytree(store, out)
+    names = [line.split("\t")[0] for line in (out / "labels.tsv").read_text(encoding="utf-8").splitlines()]
+    for name in names[:n_bad]:
+        data = (out / name).read_bytes()
+        (out / name).write_bytes(data[: len(data) // 2])  # the header survives, the pixels do not
+    return out, names[:n_bad]
+
+
+def test_bench_and_train_skip_a_truncated_line_and_report_it(tiny_run, tiny_store, tmp_path, capsys):
+    data, bad = _damaged_copy(tiny_store, tmp_path / "d")
+    assert main(["bench", "--model", str(tiny_run[0]), "--data", str(data)]) == 0
+    out, err = capsys.readouterr()
+    assert "23 " in out and "(1 lines skipped" in out and bad[0] in out
+    rc = main(["train", "--data", str(data), "--val", str(tiny_store), "--out", str(tmp_path / "r"), "--epochs", "1",
+               "--batch-size", "8", "--quiet", "--max-unreadable", "0.1"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "1 lines skipped: their images did not decode" in err and bad[0] in err
+    data2, _ = _damaged_copy(tiny_store, tmp_path / "d2", n_bad=6)
+    rc = main(["train", "--data", str(data2), "--val", str(tiny_store), "--out", str(tmp_path / "r2"), "--epochs",
+               "1", "--batch-size", "8", "--quiet", "--max-unreadable", "0.1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lines' images do not decode, more than max_unreadable 0.1 of the 24" in err
+
+
+# --- D8, D9: broken model files and configs, one line each; file entries stay inside ---------
+
+@pytest.fixture(scope="module")
+def export_dir(tiny_run, tmp_path_factory):
+    from ocr_robust.export import export
+
+    out = tmp_path_factory.mktemp("exp")
+    export(tiny_run[0], out, "onnx")
+    return out
+
+
+def _broken(export_dir, tmp_path, name, change):
+    import json
+    import shutil
+
+    d = tmp_path / name
+    shutil.copytree(export_dir, d)
+    meta = json.loads((d / "model.json").read_text())
+    change(d, meta)
+    (d / "model.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_broken_models_fail_in_one_line_naming_the_file(export_dir, tiny_store, tmp_path, capsys):
+    line = str(next(tiny_store.glob("images/*.png")))
+    cases = {
+        "garbage onnx": (lambda d, m: (d / "model.onnx").write_bytes(b"\x00garbage" * 100), [],
+                         "model.onnx: not a readable ONNX model"),
+        "empty onnx": (lambda d, m: (d / "model.onnx").write_bytes(b""), [], "model.onnx: not a readable ONNX"),
+        "truncated onnx": (lambda d, m: (d / "model.onnx").write_bytes((export_dir / "model.onnx").read_bytes()[:5000]),
+                           [], "model.onnx: not a readable ONNX model"),
+        "garbage safetensors": (lambda d, m: (d / "model.safetensors").write_bytes(b"{junk" * 50),
+                                ["--engine", "torch"], "model.safetensors: cannot load the export's PyTorch weights"),
+        "no input": (lambda d, m: m.pop("input"), [], "model.json: malformed model description: no 'input'"),
+        "height 0": (lambda d, m: m["input"].update(height=0), [], "model.json: malformed model description: input "
+                                                                    "height 0"),
+        "short charset": (lambda d, m: m.update(charset=m["charset"][:-5]), [],
+                          "output classes but its charset"),
+        "absolute path": (lambda d, m: m["formats"].update(onnx="/etc/passwd"), [],
+                          "file entry 'onnx': '/etc/passwd' is not a plain file name"),
+        "leaves the folder": (lambda d, m: m["formats"].update(onnx="../../etc/passwd"), [],
+                              "'../../etc/passwd' is not a plain file name"),
+    }
+    for name, (change, extra, message) in cases.items():
+        d = _broken(export_dir, tmp_path, name.replace(" ", "-"), change)
+        rc = main(["recognize", "--model", str(d), line, *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, \
+            (name, rc, err)
+    d = _broken(export_dir, tmp_path, "serve", cases["garbage onnx"][0])
+    r = subprocess.run([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(d)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "not a readable ONNX model" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_torchscript_is_read_only_when_asked_for(export_dir, tmp_path):
+    from ocr_robust.inference import Recognizer
+
+    def only_torchscript(d, m):
+        (d / "model.ts").write_bytes(b"not even TorchScript")
+        m["formats"] = {"torchscript": "model.ts"}
+
+    d = _broken(export_dir, tmp_path, "ts", only_torchscript)
+    assert Recognizer(d).engine == "torch"  # auto never picks TorchScript: it is code
+    with pytest.raises(InputError, match="model.ts: not a readable TorchScript model"):
+        Recognizer(d, engine="torchscript")
+
+
+def test_config_values_and_option_tags_fail_in_one_line(tmp_path, capsys):
+    (tmp_path / "h.yaml").write_text("data: d\nheight: 0\n", encoding="utf-8")
+    assert main(["train", "--config", str(tmp_path / "h.yaml")]) == 2
+    assert "h.yaml: unknown config keys: height" in capsys.readouterr().err
+    assert main(["train", "--data", "d", "--opt", "x=!!python/object/apply:os.system ['touch PWNED']"]) == 2
+    err = capsys.readouterr().err
+    assert "not a plain YAML value" in err and not (tmp_path / "PWNED").exists() and "Traceback" not in err
+    assert main(["train", "--data", "d", "--epochs", "0"]) == 2
+    assert "epochs: expected a positive" in capsys.readouterr().err
+
+
+# --- D10: a run folder is never overwritten silently ------------------------------------------
+
+def test_train_refuses_an_existing_run_unless_resumed_or_overwritten(tiny_store, tmp_path, capsys):
+    args = ["train", "--data", str(tiny_store), "--val", str(tiny_store), "--out", str(tmp_path / "r"), "--epochs",
+            "1", "--batch-size", "8", "--quiet", "--report-images", "0"]
+    assert main(args + ["--resume"]) == 2
+    assert "nothing to resume: no training state (last.state.pt)" in capsys.readouterr().err
+    assert main(args) == 0
+    before = (tmp_path / "r" / "metrics.jsonl").read_text()
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "r" / "metrics.jsonl").read_text() == before  # nothing touched
+    assert main(args + ["--overwrite"]) == 0
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 1  # a new run, not appended
+
+
+# --- D11: labels longer than their images can hold ---------------------------------------------
+
+def test_labels_longer_than_the_image_are_skipped_everywhere(tiny_store, tmp_path, capsys):
+    import shutil
+
+    from ocr_robust.charset import Charset
+    from ocr_robust.data.dataset import LineDataset
+
+    d = tmp_path / "s"
+    shutil.copytree(tiny_store, d)
+    rows = (d / "labels.tsv").read_text(encoding="utf-8").splitlines()
+    name = rows[0].split("\t")[0]
+    rows[0] = f"{name}\t{'a' * 10_000_000}"
+    (d / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    ds = LineDataset.open(d, Charset.load("latin"))
+    assert len(ds) == 23 and any("a label of 10000000 characters is longer than its" in p for p in ds.problems)
+    # ingest: a line whose text cannot fit its crop is skipped and counted
+    lines = [(72, 100, "i" * 400, "helvetica", 1.0), (72, 200, "A fine line", "helvetica", 12)]
+    pdf = write_pdf(tmp_path / "tiny.pdf", lines)
+    s = ingest([str(pdf)], IngestConfig(out=str(tmp_path / "o"), min_height_px=1), progress=False)
+    assert s["lines"] == 1 and s["lines_skipped"].get("label longer than its line image can hold") == 1
+
+
+def test_the_fuzzers_findings_are_reported_in_our_words():
+    """Inputs benchmarks/fuzz.py found: a damaged page tree made page_count raise out of
+    check_document (now a file failure in our words); a mutated XObject bomb that hangs."""
+    from pathlib import Path
+
+    from ocr_robust.pdf.ingest import check_document
+
+    found = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "fuzz-findings-first"
+    escapes = sorted(found.glob("*-escape.bin"))
+    assert escapes
+    for f in escapes:
+        n, why, _ = check_document(str(f))
+        assert n == 0 and why.startswith("not a readable PDF"), (f.name, why)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence, TypedDict
+from typing import Callable, Iterator, NotRequired, Sequence, TypedDict
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..charset import Charset
-from ..images import HEIGHT, decode_grey, pad_batch, resize_to_height
+from ..errors import InputError
+from ..images import HEIGHT, WIDTH_MULTIPLE, checked_size, label_fits, pad_batch, resize_to_height
 from .crop import CROP_MODES, normalise_crop
-from ..images import image_size
 from .store import ConcatStore, FolderStore, LmdbStore, open_store, read_grey
 
 __all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler"]
@@ -40,16 +40,32 @@ class LineDataset(Dataset):
             raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {self.crop!r}")
         self.problems: list[str] = list(self.store.problems)
         self.indices: list[int] = []
+        sizes: list[tuple[int, int]] = []
         for i in range(len(self.store)):
             text = self.store.text(i)
+            where = f"{self.store.path}: {self.store.name(i)}"
             if self.charset is not None:
                 missing = self.charset.missing(text)
                 if missing:
-                    self.problems.append(f"{self.store.path}: {self.store.name(i)} {text!r}: characters not in "
-                                         f"charset {self.charset.name!r}: {''.join(missing)!r}; line skipped")
+                    self.problems.append(f"{where} {text[:60]!r}: characters not in charset {self.charset.name!r}: "
+                                         f"{''.join(missing)[:40]!r}; line skipped")
                     continue
+                # a labelled line is checked against its image's header: readable, and long enough
+                # for CTC to emit its label (a 10-MB label on a 126-px line is refused here)
+                try:
+                    size = checked_size(self.store.image_bytes(i), where, None)
+                except InputError as e:
+                    self.problems.append(f"{e}; line skipped")
+                    continue
+                if not label_fits(text, size, self.height, self.max_width):
+                    self.problems.append(f"{where}: a label of {len(text)} characters is longer than its "
+                                         f"{size[0]}x{size[1]} image can hold; line skipped")
+                    continue
+                sizes.append(size)
             self.indices.append(i)
+        self._sizes = sizes if self.charset is not None else None
         self._widths: list[int] | None = None
+        self.unreadable = 0  # lines whose image failed to decode when read (this process's count)
 
     @classmethod
     def open(cls, path, charset: Charset | None = None, **kw) -> "LineDataset":
@@ -65,12 +81,11 @@ class LineDataset(Dataset):
         """Each line's width after resizing to ``height`` (read from image headers)."""
         if self._widths is None:
             out = []
-            for i in self.indices:
-                data = self.store.image_bytes(i)
-                size = image_size(data)
-                if size is None:
-                    img = decode_grey(data, f"{self.store.path}/{self.store.name(i)}")
-                    size = (img.shape[1], img.shape[0])
+            for k, i in enumerate(self.indices):
+                if self._sizes is not None:
+                    size = self._sizes[k]
+                else:
+                    size = checked_size(self.store.image_bytes(i), f"{self.store.path}/{self.store.name(i)}", None)
                 w, h = size
                 w = max(1, round(w * self.height / max(h, 1)))
                 out.append(min(w, self.max_width) if self.max_width else w)
@@ -78,8 +93,14 @@ class LineDataset(Dataset):
         return self._widths
 
     def __getitem__(self, k: int) -> LineSample:
+        """The sample; when its image does not decode (a truncated PNG in the store) a sample
+        with ``problem`` set and no image, which :func:`collate` leaves out and reports."""
         i = self.indices[k]
-        img = read_grey(self.store, i)
+        try:
+            img = read_grey(self.store, i)
+        except InputError as e:
+            self.unreadable += 1
+            return LineSample(image=None, text=self.store.text(i), target=[], index=k, problem=str(e))
         if self.transform is not None:
             img = self.transform(img)
         if self.crop == "ink":
@@ -87,17 +108,18 @@ class LineDataset(Dataset):
         img = resize_to_height(img, self.height, self.max_width)
         text = self.store.text(i)
         target = self.charset.encode(text) if self.charset is not None else []
-        return LineSample(image=img, text=text, target=target, index=k)
+        return LineSample(image=img, text=text, target=target, index=k, problem=None)
 
 
 class LineSample(TypedDict):
     """One line from :class:`LineDataset`: the image (grey, ``HEIGHT`` rows), its text, the
     CTC target (class indices) and its index in the dataset."""
 
-    image: np.ndarray
+    image: np.ndarray | None  # None when ``problem`` says why it could not be read
     text: str
     target: list[int]
     index: int
+    problem: NotRequired[str | None]  # set (and no image) when the line's image did not decode
 
 
 class LineBatch(TypedDict):
@@ -111,16 +133,24 @@ class LineBatch(TypedDict):
     target_lengths: torch.Tensor
     texts: list[str]
     indices: torch.Tensor
+    unreadable: list[str]  # lines of the batch left out: their images did not decode
 
 
 def collate(batch: list[LineSample]) -> LineBatch:
     """Batch of samples -> images (N x 1 x H x W, 0..255), widths, concatenated CTC targets,
-    target lengths, texts and dataset indices."""
-    images, widths = pad_batch([b["image"] for b in batch])
+    target lengths, texts and dataset indices; unreadable samples are left out and listed."""
+    bad = [p for b in batch if (p := b.get("problem")) is not None]
+    batch = [b for b in batch if b.get("problem") is None]
+    if not batch:
+        empty = torch.zeros(0, dtype=torch.long)
+        return LineBatch(images=torch.zeros((0, 1, HEIGHT, WIDTH_MULTIPLE)), widths=empty, targets=empty,
+                         target_lengths=empty, texts=[], indices=empty, unreadable=bad)
+    images, widths = pad_batch([b["image"] for b in batch if b["image"] is not None])
     targets = torch.tensor([t for b in batch for t in b["target"]], dtype=torch.long)
     lengths = torch.tensor([len(b["target"]) for b in batch], dtype=torch.long)
     return LineBatch(images=images, widths=widths, targets=targets, target_lengths=lengths,
-                     texts=[b["text"] for b in batch], indices=torch.tensor([b["index"] for b in batch]))
+                     texts=[b["text"] for b in batch], indices=torch.tensor([b["index"] for b in batch]),
+                     unreadable=bad)
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -72,6 +72,8 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     t0 = time.perf_counter()
     with model_state(model, train=False):
         for bi, batch in enumerate(loader):
+            if not batch["texts"]:  # every line of the batch unreadable (collate left them out)
+                continue
             x = batch["images"].to(device)
             confused = seeded_confusions(batch["texts"], confuser, f"{seed}:{bi}") if att.targeted else None
             r = att.run(model, x, batch, spec, charset=charset, generator=gen, confused=confused)

@@ -17,6 +17,7 @@ from ..charset import Charset
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from ..data.store import open_store, read_grey
 from ..decoding import Decoded, greedy_batch
+from ..errors import InputError
 from ..inference import Recognizer
 from ..models import CRNN, model_state
 from .metrics import Scores
@@ -35,6 +36,8 @@ def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size
     scores = Scores()
     with model_state(model, train=False, grads=False):
         for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            if not batch["texts"]:  # every line of the batch unreadable (collate left them out)
+                continue
             logp = model(batch["images"].to(device)).float().cpu()
             preds = greedy_batch(logp, CRNN.output_lengths(batch["widths"]).tolist(), charset)
             scores.update([p.text for p in preds], batch["texts"])
@@ -70,13 +73,23 @@ class StoreReading:
 
 
 def read_store(rec: Recognizer, data: str | Path, batch_size: int = 64) -> StoreReading:
+    """Every usable line of a store, read; lines whose images do not decode are left out and
+    listed in ``problems`` with the store's other bad lines."""
     ds = LineDataset(open_store(data), rec.charset)
-    names = [ds.store.name(i) for i in ds.indices]
-    images = [read_grey(ds.store, i) for i in ds.indices]
+    problems = list(ds.problems)
+    names, truths, images = [], [], []
+    for i in ds.indices:
+        try:
+            images.append(read_grey(ds.store, i))
+        except InputError as e:
+            problems.append(f"{e}; line skipped")
+            continue
+        names.append(ds.store.name(i))
+        truths.append(ds.store.text(i))
     t = time.perf_counter()
-    preds = rec.recognize(images, batch_size=batch_size)
+    preds = rec.recognize(images, batch_size=batch_size) if images else []
     dt = time.perf_counter() - t
-    return StoreReading(names, [ds.store.text(i) for i in ds.indices], preds, ds.problems, dt)
+    return StoreReading(names, truths, preds, problems, dt)
 
 
 def bench(model: str | Path, data: list[str], batch_size: int = 64, decoder: str = "greedy",

@@ -72,6 +72,8 @@ def attack_validation(model, ds, charset, confuser, device, attack: dict | None 
     kept: list[AttackedLine] = []
     with model_state(model, train=False):
         for batch in loader:
+            if not batch["texts"]:  # every line of the batch unreadable (collate left them out)
+                continue
             x = batch["images"].to(device)
             confused = [confuser.confuse(t, rng) for t in batch["texts"]]
             with torch.no_grad():

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ..charset import Charset
 from ..data.store import open_writer
+from ..images import label_fits
 from .degrade import degrade_page, parse_degrade
 from .layout import PageError, crop_line, render, text_lines
 from .watermarks import marked_copy, plan_marks, resolve_styles
@@ -71,6 +72,7 @@ class IngestConfig:
     max_pages: int = 0  # per file: 0 every page, else this many pages drawn by ``pages_seed`` (big manuals)
     pages_seed: int | None = None  # which pages ``max_pages`` draws; None: ``seed``
     page_timeout: float = PAGE_TIMEOUT_S  # seconds per page (and per file opening); past it the page fails
+    page_memory_mb: int = 4096  # what a page process may allocate (big pages, degradations); past it the page fails
 
 
 @dataclass
@@ -147,6 +149,9 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
             if got is None:
                 res.skipped["too small"] += 1
                 continue
+            if not label_fits(text, (got[0].shape[1], got[0].shape[0])):
+                res.skipped["label longer than its line image can hold"] += 1
+                continue
             ok, png = cv2.imencode(".png", got[0])
             res.lines.append((text, png.tobytes()))
     except PageError as e:
@@ -192,6 +197,8 @@ def check_document(path: str) -> tuple[int, str | None, bool]:
         if n == 0:
             return 0, "has no pages", False
         return n, None, bool(doc.is_repaired)
+    except Exception as e:  # a damaged page tree raises from page_count (found by benchmarks/fuzz.py)
+        return 0, f"not a readable PDF ({type(e).__name__}: {e})", False
     finally:
         doc.close()
 
@@ -229,7 +236,7 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
 
     # Page work runs in child processes under a deadline (pdf/workers.py): a hostile page
     # is killed at cfg.page_timeout and reported, and the others are kept.
-    with PageWorkers(workers, cfg.page_timeout, initializer=_worker_init) as pool:
+    with PageWorkers(workers, cfg.page_timeout, initializer=_worker_init, memory_mb=cfg.page_memory_mb) as pool:
         checks = pool.map(check_document, [(str(p),) for p in pdfs], on_error=opening_failed)
         for p, (n, why, was_repaired) in zip(pdfs, checks):
             if why:

@@ -6,7 +6,8 @@ MuPDF holds the GIL while it works, so a hostile page (form XObjects that draw e
 event loop runs until it returns. A child process can always be stopped. A task that runs
 past its deadline raises :class:`PageTimeout` (its process is killed and a fresh one takes the
 next task); a child that dies (a crash inside MuPDF) raises :class:`PageCrash`; the caller
-reports the page as failed and keeps the others.
+reports the page as failed and keeps the others. Each process may also add at most
+``memory_mb`` to its address space (``RLIMIT_AS``), so that page work has a memory bound.
 
 Children come from a ``forkserver`` (Linux; ``spawn`` elsewhere) that has the PDF modules
 loaded, so a fresh child after a kill costs milliseconds, not the second a spawned
@@ -25,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["PAGE_TIMEOUT_S", "PageTimeout", "PageCrash", "PageWorkers"]
+__all__ = ["PAGE_TIMEOUT_S", "PAGE_MEMORY_MB", "PageTimeout", "PageCrash", "PageWorkers"]
 
 PAGE_TIMEOUT_S = 60.0  # per page task; a normal page takes well under a second at 150 dpi
+PAGE_MEMORY_MB = 1024  # address space a page process may add to what it starts with; past it, allocations fail
 
 
 class PageTimeout(Exception):
@@ -50,7 +52,22 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def _child(conn: Connection, initializer: Callable[[], None] | None) -> None:
+def _limit_memory(mb: int) -> None:
+    """Cap this process's address space at what it holds now plus ``mb`` (a page that asks
+    for more fails with MemoryError inside MuPDF's or NumPy's allocation, and is reported)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            now = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (now + mb * 2**20, now + mb * 2**20))
+    except (OSError, StopIteration, ValueError, ImportError):  # not Linux: no cap, the deadline still holds
+        pass
+
+
+def _child(conn: Connection, initializer: Callable[[], None] | None, memory_mb: int | None) -> None:
+    if memory_mb:
+        _limit_memory(memory_mb)
     if initializer is not None:
         initializer()
     while True:
@@ -65,9 +82,9 @@ def _child(conn: Connection, initializer: Callable[[], None] | None) -> None:
 
 
 class _Proc:
-    def __init__(self, ctx, initializer):
+    def __init__(self, ctx, initializer, memory_mb):
         self.conn, child_conn = ctx.Pipe()
-        self.proc = ctx.Process(target=_child, args=(child_conn, initializer), daemon=True)
+        self.proc = ctx.Process(target=_child, args=(child_conn, initializer, memory_mb), daemon=True)
         self.proc.start()
         child_conn.close()
 
@@ -87,10 +104,10 @@ class PageWorkers:
     or call :meth:`close`."""
 
     def __init__(self, processes: int = 1, timeout_s: float = PAGE_TIMEOUT_S,
-                 initializer: Callable[[], None] | None = None):
+                 initializer: Callable[[], None] | None = None, memory_mb: int | None = PAGE_MEMORY_MB):
         if not timeout_s > 0:
             raise ValueError(f"page timeout must be positive, got {timeout_s}")
-        self.initializer, self.timeout_s = initializer, float(timeout_s)
+        self.initializer, self.timeout_s, self.memory_mb = initializer, float(timeout_s), memory_mb
         self.processes = max(1, int(processes))
         self._ctx = _context()
         self._idle: queue.Queue[_Proc | None] = queue.Queue()
@@ -110,7 +127,7 @@ class PageWorkers:
             if self._closed:
                 raise PageCrash("the page workers are closed")
             if proc is None or not proc.proc.is_alive():
-                proc = _Proc(self._ctx, self.initializer)
+                proc = _Proc(self._ctx, self.initializer, self.memory_mb)
             with self._lock:
                 self._busy.add(proc)
             t0 = time.monotonic()

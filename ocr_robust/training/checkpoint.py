@@ -4,6 +4,7 @@ with ``torch.load(weights_only=True)`` (never code), and the RNG states inside i
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 from typing import cast
 
@@ -11,11 +12,27 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..runs import durable_replace
+from ..runs import METRICS_FILE, durable_replace
 
-__all__ = ["STATE_FILE", "write_state", "read_state", "rng_state", "set_rng_state"]
+__all__ = ["STATE_FILE", "RUN_FILES", "run_files", "clear_run", "write_state", "read_state", "rng_state",
+           "set_rng_state"]
 
 STATE_FILE = "last.state.pt"
+# what a run writes into its folder (Trainer): a folder holding any of these holds a run
+RUN_FILES = ("config.yaml", "charset.txt", "best.safetensors", "last.safetensors", STATE_FILE, "last.state.tmp",
+             METRICS_FILE, "tb", "adversarial", "STOP")
+
+
+def run_files(out: str | Path) -> list[str]:
+    """The run files already in ``out`` (none: a new or an unrelated folder)."""
+    return [n for n in RUN_FILES if (Path(out) / n).exists()]
+
+
+def clear_run(out: str | Path) -> None:
+    """Delete a run's own files from ``out`` (``train --overwrite``); other files stay."""
+    for n in run_files(out):
+        f = Path(out) / n
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
 
 
 def write_state(out: Path, state: dict) -> None:

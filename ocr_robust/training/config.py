@@ -19,10 +19,10 @@ from .schedule import SCHEDULES
 __all__ = ["TrainConfig"]
 
 
-def _f(default, help: str, flag: str | None = "", choices: tuple[str, ...] | None = None):
+def _f(default, help: str, flag: str | None = "", choices: tuple[str, ...] | None = None, positive: bool = False):
     """A config field with its ``train`` help text, its flag where it is not ``--FIELD-NAME``
-    (``None``: no flag) and the values it takes, where they are few."""
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+    (``None``: no flag), the values it takes where they are few, and whether it must be > 0."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "positive": positive})
 
 
 @dataclass(frozen=True)
@@ -38,19 +38,19 @@ class TrainConfig:
     model: str = _f("crnn-small", "a registered model (ocr-robust models): crnn-small, crnn-large, ...")
     charset: str = _f("latin", "a charset name (ocr_robust/charsets) or a charset file")
     mode: str = _f("natural", "training mode: natural, realtime, pgd-at, fgsm-rs, free-at, nsl, trades")
-    epochs: int = _f(10, "epochs to train")
-    batch_size: int = _f(64, "lines per batch")
-    lr: float = _f(2e-3, "peak learning rate (AdamW)")
+    epochs: int = _f(10, "epochs to train", positive=True)
+    batch_size: int = _f(64, "lines per batch", positive=True)
+    lr: float = _f(2e-3, "peak learning rate (AdamW)", positive=True)
     weight_decay: float = _f(0.01, "AdamW weight decay")
     warmup: float = _f(0.1, "share of steps warming up (onecycle)")
     schedule: str = _f("onecycle", "onecycle (warm-up, cosine) or constant (fine-tuning, time budgets)",
                         choices=SCHEDULES)
-    grad_clip: float = _f(5.0, "clip the gradient norm to this")
+    grad_clip: float = _f(5.0, "clip the gradient norm to this", positive=True)
     augment: float = _f(1.0, "augmentation strength, 0 to turn off")
     crop: str = _f("ink", "crop normalisation in training and reading: ink, or none (crops as stored)",
                     choices=CROP_MODES)
     crop_jitter: float = _f(0.5, "re-cut training crops with random margins up to this x the ink height; 0: off")
-    max_width: int = _f(MAX_WIDTH, "widest line in pixels; wider lines are squeezed")
+    max_width: int = _f(MAX_WIDTH, "widest line in pixels; wider lines are squeezed", positive=True)
     seed: int = _f(0, "random seed")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     amp: bool = _f(True, "bfloat16 mixed precision where the device has it natively")
@@ -70,7 +70,9 @@ class TrainConfig:
     stop_easy_share: float | None = _f(None, "attack all validation lines each epoch; stop at this share read right")
     val_attack: dict = field(default_factory=dict, metadata={"flag": None})
     report_images: int = _f(16, "lines on each epoch's adversarial validation page (0: none)")
-    max_bad_steps: int = _f(20, "non-finite losses or gradients in a row that stop the run")
+    max_bad_steps: int = _f(20, "non-finite losses or gradients in a row that stop the run", positive=True)
+    max_unreadable: float = _f(0.01, "share of the training lines whose images may fail to decode (each is "
+                                     "skipped and reported) before the run stops")
 
     def __post_init__(self) -> None:
         """Every value of the type its field declares and among its choices: a config from
@@ -95,6 +97,8 @@ class TrainConfig:
                 raise ValueError(f"{f.name}: expected {' or '.join(k for k in kinds if k != 'None')}, got {v!r}")
             if "float" in kinds and not math.isfinite(v):
                 raise ValueError(f"{f.name}: expected a finite number, got {v!r}")
+            if f.metadata.get("positive") and not v > 0:
+                raise ValueError(f"{f.name}: expected a positive number, got {v!r}")
             choices = f.metadata.get("choices")
             if choices and v not in choices:
                 raise ValueError(f"{f.name}: expected one of {', '.join(choices)}, got {v!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -67,7 +68,8 @@ class FitResult(TypedDict):
     """What :meth:`Trainer.fit` returns: epochs done, optimizer steps, the best validation word
     accuracy (0..1), what stopped the run (``epochs``, a stop rule, ``time limit``, ``signal
     ...``, ``stop file``), training seconds of this call, the per-epoch records (as in
-    ``metrics.jsonl``), lines skipped as bad input and non-finite steps skipped."""
+    ``metrics.jsonl``), lines skipped as bad input when the stores were opened, lines skipped
+    because their images did not decode when read, and non-finite steps skipped."""
 
     epochs: int
     steps: int
@@ -76,6 +78,7 @@ class FitResult(TypedDict):
     seconds: float
     history: list[dict[str, Any]]
     problems: int
+    unreadable: int
     bad_steps: int
 
 
@@ -102,6 +105,7 @@ class Trainer:
         aug = _Chain(steps) if steps else None
         full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, transform=aug, crop=cfg.crop)
         self.problems = list(full.problems)
+        self.unreadable: list[str] = []  # lines whose images failed to decode during the run
         self.train_ds: LineDataset | Subset
         self.val_ds: LineDataset | Subset
         if cfg.val:
@@ -255,6 +259,19 @@ class Trainer:
         set_rng_state(state)
         return True
 
+    def _count_unreadable(self, problems: list[str]) -> None:
+        """Lines whose images failed to decode are skipped and reported; past
+        ``max_unreadable`` of the training lines the store is too damaged to train on."""
+        for p in problems:
+            if len(self.unreadable) < 20:
+                print(f"skipped: {p}", file=sys.stderr)
+            self.unreadable.append(p)
+        limit = self.cfg.max_unreadable * len(self.train_ds)
+        if len(self.unreadable) > limit:
+            raise InputError(self.cfg.data, f"{len(self.unreadable)} lines' images do not decode, more than "
+                                            f"max_unreadable {self.cfg.max_unreadable:g} of the {len(self.train_ds)} "
+                                            f"training lines; first: {self.unreadable[0]}")
+
     # --- loop -----------------------------------------------------------------------
     def _train_step(self, batch: LineBatch) -> dict[str, float]:
         """All replays of one batch: gradients from the mode, clip, a finite check, step."""
@@ -355,6 +372,11 @@ class Trainer:
                 bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
                            disable=not self.progress, total=len(todo))
                 for batch in bar:
+                    if batch["unreadable"]:
+                        self._count_unreadable(batch["unreadable"])
+                    if not batch["texts"]:  # every line of the batch unreadable: nothing to learn from
+                        self.batch_in_epoch += 1
+                        continue
                     if self.notext_rate > 0:
                         rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step, 7])
                         batch = add_notext(batch, self.notext_rate, rng)
@@ -426,4 +448,4 @@ class Trainer:
         self.train_seconds, self._session_t0 = self.training_seconds(), None
         return FitResult(epochs=self.epoch, steps=self.step, best_val_word_acc=self.best, stopped=stopped or "epochs",
                          seconds=time.perf_counter() - t_start, history=self.history, problems=len(self.problems),
-                         bad_steps=self.bad_steps)
+                         unreadable=len(self.unreadable), bad_steps=self.bad_steps)
