@@ -70,6 +70,7 @@ def _child(conn: Connection, initializer: Callable[[], None] | None, memory_mb: 
         _limit_memory(memory_mb)
     if initializer is not None:
         initializer()
+    conn.send("ready")  # the deadlines count from here: starting a process is not the page's time
     while True:
         try:
             fn, args = conn.recv()
@@ -81,12 +82,22 @@ def _child(conn: Connection, initializer: Callable[[], None] | None, memory_mb: 
             conn.send((False, f"{type(e).__name__}: {e}".strip()))
 
 
+START_TIMEOUT_S = 120.0  # a page process that is not ready by then (a machine out of memory) fails the task
+
+
 class _Proc:
     def __init__(self, ctx, initializer, memory_mb):
         self.conn, child_conn = ctx.Pipe()
         self.proc = ctx.Process(target=_child, args=(child_conn, initializer, memory_mb), daemon=True)
         self.proc.start()
         child_conn.close()
+        try:
+            ready = self.conn.poll(START_TIMEOUT_S) and self.conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise PageCrash(f"the page process did not start within {START_TIMEOUT_S:g} s")
 
     def kill(self) -> None:
         try:

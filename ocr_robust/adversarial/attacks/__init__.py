@@ -1,5 +1,6 @@
 """White-box attacks on CTC line recognizers, one file each, and their registry:
-FGSM (``fgsm``), PGD with L-inf or L2, random start and restarts (``pgd``), untargeted, and
+FGSM (``fgsm``), PGD with L-inf or L2, random start, restarts and the worst iterate kept
+(``pgd``), APGD, step-size free (``apgd``), untargeted, and
 the targeted confusable attack (``confusable``: success = the model reads the confused
 label exactly). All are settings of the one loop in ``loop.py``.
 
@@ -12,11 +13,12 @@ Budgets (``eps``, step sizes) are in 0..1 image units (``4/255``); the perturbat
 the model's 0..255 pixel space and never touches a line's padding.
 """
 
+from .apgd import apgd
 from .confusable import confusable_attack, seeded_confusions
 from .fgsm import fgsm
 from .loop import AttackResult, perturb, read_texts
 from .pgd import pgd
 from .registry import ATTACKS, AttackSpec, RegisteredAttack, get_attack, register_attack
 
-__all__ = ["AttackResult", "read_texts", "perturb", "fgsm", "pgd", "confusable_attack", "seeded_confusions",
+__all__ = ["AttackResult", "read_texts", "perturb", "fgsm", "pgd", "apgd", "confusable_attack", "seeded_confusions",
            "ATTACKS", "AttackSpec", "RegisteredAttack", "get_attack", "register_attack"]

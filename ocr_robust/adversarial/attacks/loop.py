@@ -7,6 +7,7 @@ The package's docstring says what every attack keeps to (input-only gradients, b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +27,7 @@ class AttackResult:
     steps: torch.Tensor  # gradient steps each line took
     success: torch.Tensor | None = None  # targeted: read exactly as the target
     texts: list[str] = field(default_factory=list)  # what the model read at x_adv
+    broken: torch.Tensor | None = None  # evaluation with truths: lines whose reading x_adv breaks
 
 
 def read_texts(logp: torch.Tensor, widths: torch.Tensor, charset) -> list[str]:
@@ -37,10 +39,16 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
             *, eps: float | None, norm: str | None = "linf", steps: int = 10, step_size: float | None = None,
             rule: str | None = None, targeted: bool = False, random_start: bool = False,
             stop_texts: list[str] | None = None, charset=None, generator: torch.Generator | None = None,
-            amp: bool = False) -> AttackResult:
+            amp: bool = False, keep_best: bool = False, truths: list[str] | None = None) -> AttackResult:
     """The one attack loop. Untargeted: ascend the CTC loss of the true ``targets``;
     targeted: descend the loss of the target labels, and with ``stop_texts`` a line stops
     moving once the model reads its target (a success).
+
+    For evaluation (``keep_best``): each line's worst iterate is kept (the highest
+    untargeted loss seen, the lowest targeted one), not the last; and with ``truths`` (and
+    the charset) a line whose reading breaks a word stops there, broken, so that the
+    returned image is one that fools the model whenever any iterate did. Training modes use
+    the last iterate, as PGD-AT does.
 
     ``rule`` is the step: ``sign`` (L-inf steepest ascent, the PGD/FGSM step), ``l2``
     (the gradient scaled to length ``step_size``) or ``sgd`` (the raw gradient times
@@ -49,6 +57,8 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     unbounded (pixel range only). The model's state is not changed here: callers wrap the
     call in :func:`ocr_robust.models.model_state`.
     """
+    if truths is not None and charset is None:
+        raise ValueError("an attack given the truths needs the charset to read the lines")
     rule = rule or ("l2" if norm == "l2" else "sign")
     if rule not in ("sign", "l2", "sgd"):
         raise ValueError(f"step rule must be sign, l2 or sgd, got {rule!r}")
@@ -74,17 +84,38 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     success = torch.zeros(n, dtype=torch.bool, device=x.device) if stop_texts is not None else None
     taken = torch.zeros(n, dtype=torch.long, device=x.device)
     sign = -1.0 if targeted else 1.0
+    best_delta = delta.clone()
+    best_loss = torch.full((n,), math.inf if targeted else -math.inf, device=x.device)
+    best_texts: list[str] = [""] * n
+    broken = torch.zeros(n, dtype=torch.bool, device=x.device)
     for k in range(steps + 1):
         delta.requires_grad_(True)
         with autocast(x.device, amp):
             logp = model((x + delta).clamp(0, 255))
         loss = ctc_per_line(logp, targets, target_lengths, widths)
+        texts = read_texts(logp, widths, charset) if charset is not None and (keep_best or stop_texts) else []
         if stop_texts is not None:
-            hit = torch.tensor([a == b for a, b in zip(read_texts(logp, widths, charset), stop_texts)],
-                               device=x.device)
+            hit = torch.tensor([a == b for a, b in zip(texts, stop_texts)], device=x.device)
             assert success is not None  # made above when stop_texts is given
             success |= hit & active
+            hit_now = hit & active
             active &= ~hit
+        if keep_best:
+            with torch.no_grad():
+                lv = loss.detach().float()
+                better = active & ((lv < best_loss) if targeted else (lv > best_loss))
+                if stop_texts is not None:
+                    better |= hit_now  # a target reached is the best iterate of a targeted attack
+                if truths is not None:
+                    now = torch.tensor([r.split() != t.split() for r, t in zip(texts, truths)], device=x.device)
+                    better |= active & now  # a broken reading is the worst iterate, whatever its loss
+                    broken |= active & now
+                best_loss = torch.where(better, lv, best_loss)
+                best_delta[better] = delta.detach()[better]
+                if texts:
+                    for i in better.nonzero().flatten().tolist():
+                        best_texts[i] = texts[i]
+                active &= ~broken
         if k == steps or not active.any():
             break
         (g,) = torch.autograd.grad(loss.sum(), delta)
@@ -98,6 +129,10 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
             delta = delta.detach() + sign * step * active.view(-1, 1, 1, 1).to(x.dtype)
             project_(delta, x, norm, eps_px, mask)
             taken += active.long()
+    if keep_best:
+        with torch.no_grad():
+            x_adv = (x + best_delta).clamp(0, 255)
+        return AttackResult(x_adv, best_loss, taken, success, best_texts if charset is not None else [], broken)
     with torch.no_grad():
         x_adv = (x + delta.detach()).clamp(0, 255)
     texts = read_texts(logp, widths, charset) if charset is not None else []

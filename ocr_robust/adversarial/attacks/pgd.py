@@ -14,8 +14,9 @@ __all__ = ["pgd"]
 def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str = "linf", steps: int = 10,
         step_size: float | None = None, random_start: bool = True, restarts: int = 1, **kw) -> AttackResult:
     """Projected gradient ascent on the true-label loss (Madry et al. 2018); with
-    ``restarts`` the run that gives each line the highest loss is kept. The default step is
-    2.5 eps / steps, Madry's choice."""
+    ``restarts`` the run that gives each line the highest loss is kept (with ``truths``
+    and ``keep_best``, a run that breaks the line's reading wins over any loss). The default
+    step is 2.5 eps / steps, Madry's choice."""
     step_size = step_size if step_size is not None else 2.5 * cast(float, eps) / max(1, steps)
     best: AttackResult | None = None
     for _ in range(max(1, restarts)):
@@ -25,6 +26,9 @@ def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str 
             best = r
             continue
         better = r.loss > best.loss
+        if r.broken is not None and best.broken is not None:  # a line broken by any restart stays broken
+            better = (r.broken & ~best.broken) | ((r.broken == best.broken) & better)
+            best.broken |= r.broken
         best.x_adv[better] = r.x_adv[better]
         best.loss[better] = r.loss[better]
         best.steps += r.steps
@@ -36,4 +40,5 @@ def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str 
 @register_attack("pgd")
 def _pgd(model, x, batch, spec: AttackSpec, *, charset, generator=None, confused=None) -> AttackResult:
     return pgd(model, x, batch["widths"], batch["targets"], batch["target_lengths"], eps=spec.eps, norm=spec.norm,
-               steps=spec.steps, step_size=spec.step_size, restarts=spec.restarts, generator=generator, charset=charset)
+               steps=spec.steps, step_size=spec.step_size, restarts=spec.restarts, generator=generator, charset=charset,
+               keep_best=True, truths=batch["texts"])

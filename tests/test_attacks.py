@@ -1,0 +1,92 @@
+"""The white-box attacks for robustness evaluation (issue 20): each raises the CTC loss,
+stays within its budget, keeps the worst iterate and the worst restart, and APGD beats
+10-step PGD."""
+
+import pytest
+import torch
+
+from ocr_robust.adversarial.attacks import ATTACKS, AttackSpec, apgd, fgsm, pgd
+from ocr_robust.adversarial.attacks.apgd import checkpoints
+from ocr_robust.data.dataset import LineDataset, collate
+from ocr_robust.inference import default_model
+from ocr_robust.losses import ctc_per_line
+from ocr_robust.models import model_state
+from ocr_robust.runs import load_torch_model
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_store):
+    """The shipped default model (a real one: the tiny test runs are too weak to attack) on
+    12 generated lines, read with its ink crop normalisation as it was trained."""
+    model, charset, info = load_torch_model(default_model())
+    ds = LineDataset.open(tiny_store, charset, crop=info["crop"])
+    batch = collate([ds[i] for i in range(12)])
+    return model, charset, batch
+
+
+def _loss(model, x, b):
+    with torch.no_grad():
+        return ctc_per_line(model(x), b["targets"], b["target_lengths"], b["widths"])
+
+
+def _args(b):
+    return b["images"], b["widths"], b["targets"], b["target_lengths"]
+
+
+def _inside(x_adv, x, eps, norm, widths):
+    d = (x_adv - x) / 255.0
+    for i, w in enumerate(widths.tolist()):
+        assert d[i, :, :, w:].abs().max() == 0  # never the padding
+    if norm == "linf":
+        return float(d.abs().max()) <= eps + 1e-5
+    return bool((d.flatten(1).norm(dim=1) <= eps + 1e-4).all())
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 4 / 255), ("l2", 0.5)])
+def test_each_attack_raises_the_loss_and_stays_within_eps(setup, norm, eps):
+    model, cs, b = setup
+    x = b["images"]
+    with model_state(model, train=False):
+        clean = _loss(model, x, b)
+        g = torch.Generator().manual_seed(0)
+        for name, r in {"fgsm": fgsm(model, *_args(b), eps=eps, norm=norm),
+                        "pgd": pgd(model, *_args(b), eps=eps, norm=norm, steps=10, generator=g, keep_best=True),
+                        "apgd": apgd(model, *_args(b), eps=eps, norm=norm, steps=20, generator=g)}.items():
+            assert _inside(r.x_adv, x, eps, norm, b["widths"]), name
+            adv = _loss(model, r.x_adv, b)
+            assert adv.mean() > clean.mean() * 1.2, (name, float(clean.mean()), float(adv.mean()))
+            assert (adv >= clean - 1e-3).float().mean() >= 0.9, name
+
+
+def test_the_worst_iterate_and_the_worst_restart_are_kept(setup):
+    model, cs, b = setup
+    with model_state(model, train=False):
+        kw = dict(eps=2 / 255, steps=8, step_size=1 / 255)
+        last = pgd(model, *_args(b), generator=torch.Generator().manual_seed(1), **kw)
+        best = pgd(model, *_args(b), generator=torch.Generator().manual_seed(1), keep_best=True, **kw)
+        assert (best.loss >= last.loss - 1e-4).all()  # the worst iterate, not the last
+        assert torch.allclose(_loss(model, best.x_adv, b), best.loss, atol=1e-3)  # and x_adv is that iterate
+        one = pgd(model, *_args(b), generator=torch.Generator().manual_seed(2), keep_best=True, restarts=1, **kw)
+        three = pgd(model, *_args(b), generator=torch.Generator().manual_seed(2), keep_best=True, restarts=3, **kw)
+        assert (three.loss >= one.loss - 1e-4).all() and three.steps.sum() > one.steps.sum()
+        # with the truths, a line broken by any restart counts as broken
+        r = pgd(model, *_args(b), generator=torch.Generator().manual_seed(2), keep_best=True, restarts=3,
+                charset=cs, truths=b["texts"], **kw)
+        reads = [t.split() != truth.split() for t, truth in zip(r.texts, b["texts"])]
+        assert r.broken.tolist() == reads
+
+
+def test_apgd_beats_ten_step_pgd(setup):
+    model, cs, b = setup
+    with model_state(model, train=False):
+        eps = 1 / 255
+        p = pgd(model, *_args(b), eps=eps, steps=10, generator=torch.Generator().manual_seed(3), keep_best=True)
+        a = apgd(model, *_args(b), eps=eps, steps=50, generator=torch.Generator().manual_seed(3))
+        assert a.loss.mean() > p.loss.mean(), (float(a.loss.mean()), float(p.loss.mean()))
+        assert (a.loss >= p.loss - 1e-3).float().mean() >= 0.75
+
+
+def test_apgd_checkpoints_follow_the_paper_and_apgd_is_registered():
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert {"fgsm", "pgd", "apgd", "confusable"} <= set(ATTACKS)
+    assert AttackSpec().restarts == 1
