@@ -5,8 +5,9 @@ stays within its budget, keeps the worst iterate and the worst restart, and APGD
 import pytest
 import torch
 
-from ocr_robust.adversarial.attacks import ATTACKS, AttackSpec, apgd, fgsm, pgd
+from ocr_robust.adversarial.attacks import ATTACKS, AttackSpec, apgd, fgsm, pgd, square
 from ocr_robust.adversarial.attacks.apgd import checkpoints
+from ocr_robust.adversarial.attacks.square import square_share
 from ocr_robust.data.dataset import LineDataset, collate
 from ocr_robust.inference import default_model
 from ocr_robust.losses import ctc_per_line
@@ -86,7 +87,25 @@ def test_apgd_beats_ten_step_pgd(setup):
         assert (a.loss >= p.loss - 1e-3).float().mean() >= 0.75
 
 
-def test_apgd_checkpoints_follow_the_paper_and_apgd_is_registered():
+def test_the_square_attack_raises_the_loss_without_gradients(setup):
+    model, cs, b = setup
+    x = b["images"].clone()
+    with model_state(model, train=False):
+        clean = _loss(model, x, b)
+        for p in model.parameters():
+            p.requires_grad_(False)  # black-box: nothing is differentiated
+        try:
+            r = square(model, *_args(b), eps=4 / 255, queries=60, generator=torch.Generator().manual_seed(4))
+        finally:
+            for p in model.parameters():
+                p.requires_grad_(True)
+    assert _inside(r.x_adv, x, 4 / 255, "linf", b["widths"])
+    assert (r.loss >= clean - 1e-3).all() and r.loss.mean() > clean.mean()
+    assert torch.allclose(_loss(model, r.x_adv, b), r.loss, atol=1e-2)
+    assert square_share(0, 1000) == 0.05 and square_share(999, 1000) == 0.05 / 2**9
+
+
+def test_apgd_checkpoints_follow_the_paper_and_the_attacks_are_registered():
     assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
-    assert {"fgsm", "pgd", "apgd", "confusable"} <= set(ATTACKS)
+    assert {"fgsm", "pgd", "apgd", "square", "confusable"} <= set(ATTACKS)
     assert AttackSpec().restarts == 1

@@ -1,6 +1,7 @@
 """White-box attacks on CTC line recognizers, one file each, and their registry:
 FGSM (``fgsm``), PGD with L-inf or L2, random start, restarts and the worst iterate kept
-(``pgd``), APGD, step-size free (``apgd``), untargeted, and
+(``pgd``), APGD, step-size free (``apgd``), the black-box Square attack (``square``),
+untargeted, and
 the targeted confusable attack (``confusable``: success = the model reads the confused
 label exactly). All are settings of the one loop in ``loop.py``.
 
@@ -19,6 +20,7 @@ from .fgsm import fgsm
 from .loop import AttackResult, perturb, read_texts
 from .pgd import pgd
 from .registry import ATTACKS, AttackSpec, RegisteredAttack, get_attack, register_attack
+from .square import square
 
-__all__ = ["AttackResult", "read_texts", "perturb", "fgsm", "pgd", "apgd", "confusable_attack", "seeded_confusions",
-           "ATTACKS", "AttackSpec", "RegisteredAttack", "get_attack", "register_attack"]
+__all__ = ["AttackResult", "read_texts", "perturb", "fgsm", "pgd", "apgd", "square", "confusable_attack",
+           "seeded_confusions", "ATTACKS", "AttackSpec", "RegisteredAttack", "get_attack", "register_attack"]
