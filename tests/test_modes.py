@@ -45,3 +45,13 @@ def test_every_mode_declares_its_hooks():
         assert cls.sampler in ("bucket", "hard") and cls.replays >= 1 and 0 <= cls.notext_rate < 1
     assert MODES["realtime"].sampler == "hard" and MODES["realtime"].notext_rate == 0.05
     assert MODES["natural"]().val_attack() == {} and MODES["natural"]().confuser_for(None) is None
+
+
+def test_the_realtime_validation_attack_takes_sign_steps():
+    """S8's easy share and the human-check page: PGD-style sign steps within the adversary's
+    budget (raw-gradient steps would change strength with the gradient's scale)."""
+    import pytest
+
+    va = MODES["realtime"]().val_attack()
+    assert va["rule"] == "sign" and va["steps"] >= 10 and va["step_size"] == pytest.approx(va["eps"] / 4)
+    assert MODES["realtime"](norm="l2", eps=0.5).val_attack()["rule"] == "l2"

@@ -68,9 +68,14 @@ class RealtimeMode(TrainingMode):
         return self.confuser
 
     def val_attack(self) -> dict:
-        """This adversary as an evaluation attack (the epoch-end validation attack, S8)."""
-        return {"eps": self.eps, "norm": self.norm, "steps": self.max_inner_steps, "rule": "sgd",
-                "step_size": self.adv_lr}
+        """The epoch-end validation attack (S8's easy share, the human-check page): this
+        adversary's budget with sign (PGD-style) steps of eps/4, at least 10 of them. Not the
+        adversary's own raw-gradient steps, whose strength follows the gradient's scale, so
+        that the easy share means the same from epoch to epoch; unbounded: 8/255."""
+        eps = self.eps if self.eps is not None else 8 / 255
+        norm = self.norm or "linf"
+        return {"eps": eps, "norm": norm, "steps": max(10, self.max_inner_steps), "rule": "sign" if norm == "linf"
+                else "l2", "step_size": eps / 4}
 
     def step(self, model: CRNN, batch: LineBatch, ctx) -> dict[str, float]:
         b = Batch(batch, ctx.device)
