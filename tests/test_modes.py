@@ -55,3 +55,41 @@ def test_the_realtime_validation_attack_takes_sign_steps():
     va = MODES["realtime"]().val_attack()
     assert va["rule"] == "sign" and va["steps"] >= 10 and va["step_size"] == pytest.approx(va["eps"] / 4)
     assert MODES["realtime"](norm="l2", eps=0.5).val_attack()["rule"] == "l2"
+
+
+def test_every_realtime_stop_rule_can_fire(tiny_store):
+    """Success, the L2 plateau and the last step each end lines; a rule that could only fire
+    at the last step is refused; a line with no confused target stays clean, one pass."""
+    import pytest
+    import torch
+
+    from ocr_robust.charset import Charset
+    from ocr_robust.data.dataset import LineDataset, collate
+    from ocr_robust.models import build_model
+    from ocr_robust.training import StepContext
+
+    cs = Charset.load("latin")
+    ds = LineDataset.open(tiny_store, cs)
+    batch = collate([ds[i] for i in range(8)])
+    model = build_model("crnn-small", num_classes=cs.num_classes)
+    ctx = StepContext(torch.device("cpu"), False, 0, 0, cs, {}, seed=0)
+    with pytest.raises(ValueError, match="can never stop a line before the last"):
+        MODES["realtime"](max_inner_steps=3, plateau_patience=2)
+    flat = MODES["realtime"](max_inner_steps=4, plateau_tol=1e9, plateau_patience=1)  # every L2 counts as flat
+    stats = flat.step(model, batch, ctx)
+    assert stats["inner_steps"] == 2.0  # stopped by the plateau at step 2 of 4, every line
+    model.zero_grad()
+    full = MODES["realtime"](max_inner_steps=4, plateau_tol=0.0)
+    assert full.step(model, batch, ctx)["inner_steps"] == 4.0  # nothing else stops an untrained model's lines
+    model.zero_grad()
+    none = MODES["realtime"](max_inner_steps=4, plateau_tol=0.0, fallback="none")
+
+    class Nothing:  # what fallback "none" gives a line without a confusable character: its own text
+        charset = cs
+
+        def confuse(self, text, rng):
+            return text
+
+    none.confuser = Nothing()
+    s = none.step(model, batch, ctx)  # nothing to confuse: every line once, clean, no "success"
+    assert s["inner_steps"] == 1.0 and s["adv_success"] == 0.0 and s["delta_linf"] == 0.0

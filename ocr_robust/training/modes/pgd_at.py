@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...adversarial.attacks import pgd
+from ...models import model_state
 from .base import Batch, BoundedAttackMode, forward, per_sample, register_mode
 
 __all__ = ["PGDATMode"]
@@ -16,8 +17,9 @@ class PGDATMode(BoundedAttackMode):
 
     def step(self, model, batch, ctx):
         b = Batch(batch, ctx.device)
-        r = pgd(model, b.x, b.widths, b.targets, b.lengths, self.eps, self.norm, steps=self.steps,
-                step_size=self.step_size, random_start=True, generator=self.generator(ctx), amp=ctx.amp)
+        with model_state(model, train=False):  # crafted with BatchNorm in eval mode: the batch's own statistics
+            r = pgd(model, b.x, b.widths, b.targets, b.lengths, self.eps, self.norm, steps=self.steps,  # stay out
+                    step_size=self.step_size, random_start=True, generator=self.generator(ctx), amp=ctx.amp)
         logp = forward(model, r.x_adv, ctx)
         losses = b.loss(logp)
         losses.mean().backward()

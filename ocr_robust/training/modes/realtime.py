@@ -30,7 +30,9 @@ class RealtimeMode(TrainingMode):
     ``L2`` pushes the image toward the confused reading), and ``L1`` (CTC to the true label)
     into the weights only, accumulated. A line stops when the model reads its confused label
     (a success), when its ``L2`` has changed by less than ``plateau_tol`` (relative) for
-    ``plateau_patience`` steps, or at ``max_inner_steps``. The accumulated weight gradient
+    ``plateau_patience`` steps in a row (reachable: at most ``max_inner_steps`` - 2), or at
+    ``max_inner_steps``; a line with no confused target is trained on clean, once. The
+    accumulated weight gradient
     is divided by the number of images it summed, so the Trainer's one optimizer step equals
     a step on one big batch of every intermediate adversarial image.
 
@@ -47,7 +49,7 @@ class RealtimeMode(TrainingMode):
     def __init__(self, confusables: str = "confusables", confuse_rate: float = 0.05, max_subs: int = 3,
                  fallback: str = "edit", norm: str | None = None, eps: str | float | None = None,
                  adv_optimizer: str = "sgd", adv_lr: float = 20000.0, adv_momentum: float = 0.0,
-                 max_inner_steps: int = 3, plateau_tol: float = 0.02, plateau_patience: int = 2):
+                 max_inner_steps: int = 3, plateau_tol: float = 0.02, plateau_patience: int = 1):
         self.norm, self.eps = norm_option(norm), parse_eps(eps)
         self.layer = AdversarialLayer(self.norm, self.eps)
         self.table_name = confusables
@@ -58,6 +60,11 @@ class RealtimeMode(TrainingMode):
         self.plateau_tol, self.plateau_patience = float(plateau_tol), int(plateau_patience)
         if self.max_inner_steps < 1:
             raise ValueError("max_inner_steps must be at least 1")
+        if self.max_inner_steps > 2 and not 1 <= self.plateau_patience <= self.max_inner_steps - 2:
+            # L2's change is first known at step 2; a rule that could fire only at the last
+            # step (or never) would save nothing
+            raise ValueError(f"plateau_patience {self.plateau_patience} can never stop a line before the last of "
+                             f"{self.max_inner_steps} inner steps: use 1 to {self.max_inner_steps - 2}")
         make_adv_optimizer(adv_optimizer, [torch.zeros(1, requires_grad=True)], self.adv_lr)  # validate early
         self.confuser: TextConfuser | None = None
         self.trace: list | None = None  # set to [] to record (confused labels, [(input, active)]) per batch
@@ -83,6 +90,9 @@ class RealtimeMode(TrainingMode):
         rng = random.Random(f"{ctx.seed}:realtime:{ctx.step}")
         confused = [self.confuser_for(ctx.charset).confuse(t, rng) for t in batch["texts"]]
         c_targets, c_lengths = encode_targets(confused, ctx.charset)
+        # a line with no confused target (fallback "none" found nothing to confuse) has no L2 to
+        # descend: descending the CTC of its own text would make it easier, so it is left clean
+        no_target = torch.tensor([c == t for c, t in zip(confused, batch["texts"])])
         params = [p for p in model.parameters() if p.requires_grad]
         # S1: the perturbation starts at zero, with its own optimizer and no gradient
         delta = self.layer.reset(b.x, b.widths)
@@ -105,21 +115,22 @@ class RealtimeMode(TrainingMode):
             l1 = b.loss(logp)
             l2 = ctc_per_line(logp, c_targets, c_lengths, b.widths)
             w = active.to(l1.device, l1.dtype)
+            w2 = (active & ~no_target).to(l1.device, l1.dtype)
             # S4: L2 to the perturbation only, L1 to the weights only (accumulated)
-            (g_delta,) = torch.autograd.grad((l2 * w).sum(), delta, retain_graph=True)
+            (g_delta,) = torch.autograd.grad((l2 * w2).sum(), delta, retain_graph=True)
             (l1 * w).sum().backward(inputs=params)
             used += active.float()
             if k == 0:
                 first = {"l1": l1.detach(), "logp": logp.detach()}
             # S5: stop a line on success (it reads the confused label) or when L2 is flat
-            hit = torch.tensor([p == c for p, c in zip(read_texts(logp, b.widths, ctx.charset), confused)])
+            hit = torch.tensor([p == c for p, c in zip(read_texts(logp, b.widths, ctx.charset), confused)]) & ~no_target
             success |= hit & active
             l2c = l2.detach().cpu()
             if prev_l2 is not None:
                 change = (l2c - prev_l2).abs() / prev_l2.abs().clamp(min=1e-3)
                 flat = torch.where(change < self.plateau_tol, flat + 1, torch.zeros_like(flat))
             prev_l2 = l2c
-            active &= ~(hit | (flat >= self.plateau_patience))
+            active &= ~(hit | no_target | (flat >= self.plateau_patience))  # a clean line: one pass is enough
             if not active.any() or k == self.max_inner_steps - 1:
                 break
             delta.grad = g_delta * active.to(g_delta.device, g_delta.dtype).view(-1, 1, 1, 1)
