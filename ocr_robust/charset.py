@@ -11,6 +11,7 @@ meaning "more often confused". Lines starting with ``#`` and blank lines are ign
 from __future__ import annotations
 
 import random
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -128,6 +129,9 @@ class Confusion:
     weight: float
 
 
+HELD_OUT = 0.3  # share of the confusable pairs kept for evaluation (NAME:eval)
+
+
 class ConfusableTable:
     """Visually confusable strings, used to pick the label an adversary aims for."""
 
@@ -141,9 +145,27 @@ class ConfusableTable:
         # Longest sources first so that "rn" is found as well as "r".
         self._sources = sorted(by_source, key=lambda s: (-len(s), s))
 
+    def split(self, held_out: float = HELD_OUT, seed: int = 0) -> tuple[ConfusableTable, ConfusableTable]:
+        """(training pairs, evaluation pairs): each unordered pair ({l, 1} holds l -> 1 and
+        1 -> l) goes to the evaluation part with probability ``held_out``, decided by a hash of
+        the pair and ``seed``, so that the split is the same on every machine and run."""
+        def evaluation(e: Confusion) -> bool:
+            a, b = sorted((e.source, e.target))
+            return zlib.crc32(f"{seed}:{a}\t{b}".encode()) % 10_000 < held_out * 10_000
+
+        train = [e for e in self.entries if not evaluation(e)]
+        held = [e for e in self.entries if evaluation(e)]
+        return ConfusableTable(train, f"{self.name}:train"), ConfusableTable(held, f"{self.name}:eval")
+
     @classmethod
     def load(cls, name_or_path: str | Path = "confusables", charset: Charset | None = None) -> ConfusableTable:
-        """Read a table; with ``charset`` every source and target must be encodable."""
+        """Read a table; with ``charset`` every source and target must be encodable.
+        ``NAME:train`` and ``NAME:eval`` are the two parts of :meth:`split` (adversarial
+        training aims at the first; the targeted attack that evaluates it, the second)."""
+        base, _, part = str(name_or_path).rpartition(":")
+        if part in ("train", "eval") and base:
+            train, held = cls.load(base, charset).split()
+            return train if part == "train" else held
         path = resolve_data_file(name_or_path, ".tsv")
         text = _read_text(path)
         entries: list[Confusion] = []

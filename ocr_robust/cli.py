@@ -238,7 +238,8 @@ def cmd_attack(a: argparse.Namespace) -> int:
         for k, eps in enumerate(a.eps.split(",")):
             ex = Path(a.save_examples) / f"{Path(d).name}-{a.attack}-{k}" if a.save_examples else None
             rows.append(attack_store(model, charset, d, a.attack, eps.strip() or None, a.norm, a.steps, a.step_size,
-                                     a.restarts, a.limit, a.batch_size, a.seed, device, ex, crop=info["crop"]))
+                                     a.restarts, a.limit, a.batch_size, a.seed, device, ex, crop=info["crop"],
+                                     confusables=a.confusables))
     for r in rows[:: max(1, len(a.eps.split(",")))]:  # once per data set
         for p in r["problems"][:20]:
             print(f"skipped: {p}", file=sys.stderr)
@@ -486,7 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--norm", default="linf", choices=["linf", "l2"])
     s.add_argument("--steps", type=int, default=10)
     s.add_argument("--step-size", help="step size in 0..1 units (default: 2.5 eps / steps for PGD)")
-    s.add_argument("--restarts", type=int, default=1, help="PGD random restarts (the worst case is kept)")
+    s.add_argument("--restarts", type=int, default=1, help="random restarts (a line broken by any counts as broken)")
+    s.add_argument("--confusables", default="confusables:eval",
+                   help="the table the confusable attack aims with (default: the pairs held out of training)")
     s.add_argument("--limit", type=int, help="attack only the first N lines of each store")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)

@@ -115,3 +115,21 @@ def test_confuse_only_makes_table_substitutions(text, seed, n):
         assert subs
     if len(subs) == 1:
         assert out != text
+
+
+def test_the_confusable_table_splits_by_pair_into_training_and_evaluation_parts():
+    """The realtime mode aims at the training pairs; the targeted attack that evaluates it at
+    pairs it never trained on (issue 20)."""
+    from ocr_robust.evaluation.attacks import attack_store
+    from ocr_robust.training import MODES
+
+    train, held = TABLE.split()
+    pairs = lambda t: {frozenset((e.source, e.target)) for e in t.entries}  # noqa: E731
+    assert not pairs(train) & pairs(held) and len(train) + len(held) == len(TABLE)
+    assert 0.2 < len(held) / len(TABLE) < 0.4
+    assert [e.source for e in TABLE.split()[1].entries] == [e.source for e in held.entries]  # the same every time
+    assert pairs(ConfusableTable.load("confusables:eval", LATIN)) == pairs(held)
+    assert MODES["realtime"]().table_name == "confusables:train"
+    import inspect
+
+    assert inspect.signature(attack_store).parameters["confusables"].default == "confusables:eval"

@@ -50,9 +50,11 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                  norm: str = "linf", steps: int = 10, step_size: float | str | None = None, restarts: int = 1,
                  limit: int | None = None, batch_size: int = 32, seed: int = 0, device: str | torch.device = "cpu",
                  examples: Path | None = None, n_examples: int = 16, clean: Scores | None = None,
-                 crop: str = "none") -> AttackRow:
+                 crop: str = "none", confusables: str = "confusables:eval") -> AttackRow:
     """Attack every line (or the first ``limit``) of a store; one result row. ``crop``: the
-    model's crop normalisation (``"ink"`` for models trained with it), applied before the attack."""
+    model's crop normalisation (``"ink"`` for models trained with it), applied before the attack.
+    ``confusables``: the table a targeted attack aims with; by default the evaluation pairs,
+    which the realtime mode does not train on (``charset.ConfusableTable.split``)."""
     att = get_attack(attack)
     eps_v, step_v = parse_eps(eps), parse_eps(step_size)
     spec = AttackSpec(eps=eps_v, norm=norm, steps=steps, step_size=step_v, restarts=restarts)
@@ -64,7 +66,7 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     sub = Subset(ds, list(range(n)))
     loader = DataLoader(sub, batch_sampler=BucketBatchSampler(ds.widths()[:n], batch_size, shuffle=False),
                         collate_fn=collate)
-    confuser = TextConfuser(ConfusableTable.load("confusables", charset), charset)
+    confuser = TextConfuser(ConfusableTable.load(confusables, charset), charset)
     gen = torch.Generator().manual_seed(seed)
     robust, base = Scores(), Scores()
     successes = 0

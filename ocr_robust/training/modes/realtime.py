@@ -46,7 +46,7 @@ class RealtimeMode(TrainingMode):
     sampler = "hard"  # the lines the model gets wrong come back more often
     notext_rate = 0.05  # no-text images keep it from reading text into watermark strokes
 
-    def __init__(self, confusables: str = "confusables", confuse_rate: float = 0.05, max_subs: int = 3,
+    def __init__(self, confusables: str = "confusables:train", confuse_rate: float = 0.05, max_subs: int = 3,
                  fallback: str = "edit", norm: str | None = None, eps: str | float | None = None,
                  adv_optimizer: str = "sgd", adv_lr: float = 20000.0, adv_momentum: float = 0.0,
                  max_inner_steps: int = 3, plateau_tol: float = 0.02, plateau_patience: int = 1):
