@@ -39,3 +39,15 @@ def test_scores_hand_worked_example():
 def test_empty_set_gives_nan_not_a_crash():
     s = score([], [])
     assert math.isnan(s.word_acc) and math.isnan(s.cer)
+
+
+def test_word_accuracy_has_a_bootstrap_interval_that_narrows_with_more_lines():
+    from ocr_robust.evaluation.metrics import Scores
+
+    few = Scores().update(["a b c", "x y", "q"] * 10, ["a b c", "x z", "q"] * 10)
+    many = Scores().update(["a b c", "x y", "q"] * 200, ["a b c", "x z", "q"] * 200)
+    for s in (few, many):
+        lo, hi = s.word_acc_ci()
+        assert lo <= s.word_acc <= hi and s.word_acc_ci() == (lo, hi)  # reproducible
+    assert many.word_acc_ci()[1] - many.word_acc_ci()[0] < few.word_acc_ci()[1] - few.word_acc_ci()[0]
+    assert Scores().update(["a"], ["a"]).word_acc_ci() == (1.0, 1.0)

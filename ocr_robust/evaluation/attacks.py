@@ -38,6 +38,7 @@ class AttackRow(TypedDict):
     lines: int
     clean_word_acc: float
     robust_word_acc: float
+    robust_word_acc_ci: tuple[float, float]  # 95% bootstrap interval over lines
     robust_cer: float
     robust_line_acc: float
     targeted_success: float | None  # targeted attacks: the share of lines read as the target
@@ -95,6 +96,7 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
         write_page(kept, Path(examples), f"{attack} eps={eps} ({norm}) on {data}")
     return AttackRow(data=str(data), attack=attack, eps=eps_v, eps_text=str(eps), norm=norm, steps=att.steps or steps,
                      lines=robust.lines, clean_word_acc=base.word_acc, robust_word_acc=robust.word_acc,
+                     robust_word_acc_ci=robust.word_acc_ci(),
                      robust_cer=robust.cer, robust_line_acc=robust.line_acc,
                      targeted_success=successes / robust.lines if att.targeted and robust.lines else None,
                      seconds=seconds, skipped=len(ds.problems), problems=ds.problems[:20])
@@ -102,13 +104,14 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
 
 def format_rows(rows: list[AttackRow]) -> str:
     head = (f"{'attack':<11}{'eps':>8}{'norm':>6}{'steps':>6}{'lines':>7}{'clean acc':>11}{'robust acc':>12}"
-            f"{'robust CER':>12}{'target hit':>12}")
+            f"{'95% CI':>17}{'robust CER':>12}{'target hit':>12}")
     out = [head, "-" * len(head)]
     for r in rows:
         hit = "" if r["targeted_success"] is None else f"{100 * r['targeted_success']:.2f}%"
         eps = r["eps_text"] if r["eps"] is not None else "none"
         out.append(f"{r['attack']:<11}{eps:>8}{r['norm']:>6}{r['steps']:>6}{r['lines']:>7}"
                    f"{100 * r['clean_word_acc']:>10.2f}%{100 * r['robust_word_acc']:>11.2f}%"
+                   f"{'':>3}{100 * r['robust_word_acc_ci'][0]:>6.2f}-{100 * r['robust_word_acc_ci'][1]:<6.2f}"
                    f"{100 * r['robust_cer']:>11.2f}%{hit:>12}")
     return "\n".join(out)
 

@@ -60,12 +60,15 @@ class Scores:
     empty_lines: int = 0  # ground truth empty (no-text images)
     empty_read_as_text: int = 0  # ... read as non-empty: hallucinations
     samples: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    per_line: list[tuple[int, int]] = field(default_factory=list, repr=False)  # (words matched, words)
 
     def add(self, pred: str, truth: str) -> None:
         self.lines += 1
         pw, tw = pred.split(), truth.split()
         self.words += len(tw)
-        self.words_matched += aligned_matches(pw, tw)
+        matched = aligned_matches(pw, tw)
+        self.words_matched += matched
+        self.per_line.append((matched, len(tw)))
         self.words_matched_caseless += aligned_matches([w.lower() for w in pw], [w.lower() for w in tw])
         self.chars += len(truth)
         self.char_errors += editdistance.eval(pred, truth)
@@ -82,6 +85,19 @@ class Scores:
     @property
     def word_acc(self) -> float:
         return self.words_matched / self.words if self.words else float("nan")
+
+    def word_acc_ci(self, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+        """A bootstrap confidence interval of the word accuracy (percentile method): lines
+        drawn with replacement, ``resamples`` times, each time words matched / words."""
+        import numpy as np
+
+        if not self.per_line:
+            return float("nan"), float("nan")
+        m = np.array(self.per_line, dtype=np.float64)
+        idx = np.random.default_rng(seed).integers(0, len(m), size=(resamples, len(m)))
+        accs = m[idx, 0].sum(1) / np.maximum(m[idx, 1].sum(1), 1)
+        lo, hi = np.quantile(accs, [(1 - level) / 2, 1 - (1 - level) / 2])
+        return float(lo), float(hi)
 
     @property
     def word_acc_caseless(self) -> float:
