@@ -116,9 +116,6 @@ class RealtimeMode(TrainingMode):
             l2 = ctc_per_line(logp, c_targets, c_lengths, b.widths)
             w = active.to(l1.device, l1.dtype)
             w2 = (active & ~no_target).to(l1.device, l1.dtype)
-            # S4: L2 to the perturbation only, L1 to the weights only (accumulated)
-            (g_delta,) = torch.autograd.grad((l2 * w2).sum(), delta, retain_graph=True)
-            (l1 * w).sum().backward(inputs=params)
             used += active.float()
             if k == 0:
                 first = {"l1": l1.detach(), "logp": logp.detach()}
@@ -130,8 +127,15 @@ class RealtimeMode(TrainingMode):
                 change = (l2c - prev_l2).abs() / prev_l2.abs().clamp(min=1e-3)
                 flat = torch.where(change < self.plateau_tol, flat + 1, torch.zeros_like(flat))
             prev_l2 = l2c
-            active &= ~(hit | no_target | (flat >= self.plateau_patience))  # a clean line: one pass is enough
-            if not active.any() or k == self.max_inner_steps - 1:
+            still = active & ~(hit | no_target | (flat >= self.plateau_patience))  # a clean line: one pass is enough
+            last = k == self.max_inner_steps - 1 or not still.any()
+            # S4: L2 to the perturbation only (not after the last step: it would move nothing),
+            # L1 to the weights only (accumulated)
+            if not last:
+                (g_delta,) = torch.autograd.grad((l2 * w2).sum(), delta, retain_graph=True)
+            (l1 * w).sum().backward(inputs=params)
+            active = still
+            if last:
                 break
             delta.grad = g_delta * active.to(g_delta.device, g_delta.dtype).view(-1, 1, 1, 1)
             adv_opt.step()
