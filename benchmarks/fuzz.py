@@ -21,8 +21,8 @@ hostile structures of issue D1-D3: form XObjects nested 4 and 9 levels deep, an 
 XObject claiming 60000 x 60000 pixels, a broken cross-reference table, a font whose program
 is garbage, a Type3 font whose glyph draws itself, arrays nested 5,000 deep; images in every
 accepted format and headers claiming huge sizes. Inputs are reproducible from ``--seed`` and
-their index (``--replay``); the findings' inputs are written to ``--out``, and the counts to
-``benchmarks/results/fuzz.json``.
+their index (``--replay``; mutations of the generated PDFs up to their creation time); the
+findings' inputs are written to ``--out``, and the counts to ``benchmarks/results/fuzz.json``.
 """
 
 from __future__ import annotations
