@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ocr_robust.data.store import open_store  # noqa: E402
 from ocr_robust.evaluation.lines import bench  # noqa: E402
-from ocr_robust.evaluation.suite import TIGHT, _sample_store, load_suite  # noqa: E402
+from ocr_robust.evaluation.suite import TIGHT, load_suite, sample_store  # noqa: E402
 from ocr_robust.pdf.ingest import IngestConfig, ingest  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             full, kept = Path(tmp) / f"all-{m}", Path(tmp) / f"m{m}"
             ingest(pdfs, IngestConfig(out=str(full), margin=m, max_pages=desc.get("max_pages", 0),
                                       pages_seed=desc["seed"], seed=100 * desc["seed"]), progress=False)
-            got = _sample_store(full, kept, names, 0, 0)
+            got = sample_store(full, kept, names, 0, 0)
             shutil.rmtree(full)
             sets[f"margin {m:.0%}"] = (kept, len(got))
         sets["ink-tight"] = (suite / TIGHT, len(names))

@@ -48,6 +48,7 @@ from bench_ingest import machine  # noqa: E402
 from hostile import (  # noqa: E402
     bmp_claiming,
     gif_claiming,
+    pdf_from_objects,
     png_claiming,
     tiff_claiming,
     webp_claiming,
@@ -55,23 +56,6 @@ from hostile import (  # noqa: E402
 )
 
 from ocr_robust.pdf.workers import PageCrash, PageTimeout, PageWorkers  # noqa: E402
-
-
-def _pdf(objs: dict[int, bytes], root: int = 1, broken_xref: bool = False) -> bytes:
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = {}
-    for k in sorted(objs):
-        offsets[k] = len(out)
-        out += b"%d 0 obj\n%s\nendobj\n" % (k, objs[k])
-    size = max(objs) + 1
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-    for k in range(1, size):
-        off = offsets.get(k, 0) + (7 if broken_xref else 0)
-        out += (b"%010d 00000 n \n" % off) if k in offsets else b"0000000000 65535 f \n"
-    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, root, xref + (3 if broken_xref
-                                                                                                     else 0))
-    return bytes(out)
 
 
 def _page(content: bytes, resources: bytes = b"<< >>") -> dict[int, bytes]:
@@ -86,10 +70,10 @@ def hostile_pdfs() -> dict[str, bytes]:
     pixels = b"x\x9c\x03\x00\x00\x00\x00\x01"  # an empty zlib stream
     img[5] = (b"<< /Type /XObject /Subtype /Image /Width 60000 /Height 60000 /ColorSpace /DeviceRGB "
               b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (len(pixels), pixels))
-    out["image-60000x60000"] = _pdf(img)
+    out["image-60000x60000"] = pdf_from_objects(img)
     text = _page(b"BT /F1 12 Tf 72 700 Td (Broken cross references) Tj ET", b"<< /Font << /F1 5 0 R >> >>")
     text[5] = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
-    out["broken-xref"] = _pdf(text, broken_xref=True)
+    out["broken-xref"] = pdf_from_objects(text, broken_xref=True)
     garbage = bytes(random.Random(1).getrandbits(8) for _ in range(3000))
     font = _page(b"BT /F1 12 Tf 72 700 Td (Garbage font program) Tj ET", b"<< /Font << /F1 5 0 R >> >>")
     font[5] = (b"<< /Type /Font /Subtype /TrueType /BaseFont /Junk /FirstChar 32 /LastChar 126 /FontDescriptor 6 0 R "
@@ -97,16 +81,16 @@ def hostile_pdfs() -> dict[str, bytes]:
     font[6] = (b"<< /Type /FontDescriptor /FontName /Junk /Flags 32 /FontBBox [0 0 1000 1000] /ItalicAngle 0 "
                b"/Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 /FontFile2 7 0 R >>")
     font[7] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(garbage), garbage)
-    out["garbage-font"] = _pdf(font)
+    out["garbage-font"] = pdf_from_objects(font)
     t3 = _page(b"BT /F1 12 Tf 72 700 Td (aaaa) Tj ET", b"<< /Font << /F1 5 0 R >> >>")
     glyph = b"1000 0 0 0 1000 1000 d1 BT /F1 1 Tf (a) Tj ET"
     t3[5] = (b"<< /Type /Font /Subtype /Type3 /FontBBox [0 0 1000 1000] /FontMatrix [0.001 0 0 0.001 0 0] "
              b"/CharProcs << /a 6 0 R >> /Encoding << /Differences [97 /a] >> /FirstChar 97 /LastChar 97 "
              b"/Widths [1000] /Resources << /Font << /F1 5 0 R >> >> >>")
     t3[6] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(glyph), glyph)
-    out["type3-recursive"] = _pdf(t3)
+    out["type3-recursive"] = pdf_from_objects(t3)
     nested = _page(b"BT /F1 12 Tf 72 700 Td (deep) Tj ET", b"<< /Deep " + b"[" * 5000 + b"]" * 5000 + b" >>")
-    out["arrays-5000-deep"] = _pdf(nested)
+    out["arrays-5000-deep"] = pdf_from_objects(nested)
     return out
 
 

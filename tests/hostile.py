@@ -23,6 +23,12 @@ def xobject_bomb_pdf(depth: int = 9, fanout: int = 10) -> bytes:
             res = b"<< /Font << /F1 5 0 R >> >>"
         objs[first + i] = (b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources %s /Length %d >>\n"
                            b"stream\n%s\nendstream" % (res, len(body), body))
+    return pdf_from_objects(objs)
+
+
+def pdf_from_objects(objs: dict[int, bytes], root: int = 1, broken_xref: bool = False) -> bytes:
+    """A PDF file of numbered objects, with its cross-reference table (``broken_xref``: every
+    offset and ``startxref`` a few bytes off, which MuPDF must repair)."""
     out = bytearray(b"%PDF-1.7\n")
     offsets = {}
     for k in sorted(objs):
@@ -30,10 +36,12 @@ def xobject_bomb_pdf(depth: int = 9, fanout: int = 10) -> bytes:
         out += b"%d 0 obj\n%s\nendobj\n" % (k, objs[k])
     size = max(objs) + 1
     xref = len(out)
+    off = 7 if broken_xref else 0
     out += b"xref\n0 %d\n0000000000 65535 f \n" % size
     for k in range(1, size):
-        out += (b"%010d 00000 n \n" % offsets[k]) if k in offsets else b"0000000000 65535 f \n"
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
+        out += (b"%010d 00000 n \n" % (offsets[k] + off)) if k in offsets else b"0000000000 65535 f \n"
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, root, xref + (3 if broken_xref
+                                                                                                   else 0))
     return bytes(out)
 
 

@@ -42,7 +42,7 @@ from ..pdf.watermarks import HELDOUT_STYLES, marked_copy, plan_marks
 
 __all__ = ["SUITE_VERSION", "LOWRES", "SCAN", "Condition", "CONDITIONS", "TIGHT", "TIGHT_WHAT", "NO_TEXT",
            "NO_TEXT_WHAT", "FROM_PDF_SMALL_DPI", "watermark_copy", "no_text_crops", "tight_copy", "build_suite",
-           "load_suite"]
+           "load_suite", "sample_store"]
 
 SUITE_VERSION = 2  # 2: marks painted in their layers; --max-pages/--max-lines; clean-tight
 LOWRES = "downscale:0.48-0.67,jpeg:30-50"  # 150 dpi area-downscaled to 72-100 dpi and back; JPEG 30-50
@@ -146,7 +146,7 @@ def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = Ing
     return count
 
 
-def _sample_store(src: Path, dst: Path, names: list[str] | None, n: int, seed: int) -> list[str]:
+def sample_store(src: Path, dst: Path, names: list[str] | None, n: int, seed: int) -> list[str]:
     """Copy ``src`` to ``dst`` keeping the lines named ``names`` (those that exist), or, with
     ``names=None``, a seeded sample of ``n`` of them in store order; returns the names kept."""
     store = open_store(src)
@@ -229,7 +229,7 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
                    progress=progress)
         lines = s["lines"]
         if sampled:
-            names = _sample_store(out / f"{c.name}.all", cdir, clean_names if k else None, max_lines, seed)
+            names = sample_store(out / f"{c.name}.all", cdir, clean_names if k else None, max_lines, seed)
             clean_names = clean_names if k else names
             shutil.rmtree(out / f"{c.name}.all")
             lines = len(names)

@@ -18,7 +18,7 @@ import torch
 from ...losses import ctc_per_line
 from ...models import autocast
 from ..perturb import project_, to_pixels, width_mask
-from .loop import AttackResult, read_texts
+from .loop import AttackResult, read_texts, worst_of
 from .registry import AttackSpec, register_attack
 
 __all__ = ["apgd", "checkpoints"]
@@ -136,18 +136,7 @@ def apgd(model, x, widths, targets, target_lengths, eps: float, norm: str = "lin
     for _ in range(max(1, restarts)):
         r = _one(model, x, widths, targets, target_lengths, to_pixels(eps), norm, max(2, steps), rho, charset, truths,
                  generator, amp)
-        if best is None:
-            best = r
-            continue
-        better = r.loss > best.loss
-        if r.broken is not None and best.broken is not None:
-            better = (r.broken & ~best.broken) | ((r.broken == best.broken) & better)
-            best.broken |= r.broken
-        best.x_adv[better] = r.x_adv[better]
-        best.loss[better] = r.loss[better]
-        best.steps += r.steps
-        if r.texts:
-            best.texts = [a if m else b for a, b, m in zip(r.texts, best.texts, better.tolist())]
+        best = worst_of(best, r)
     assert best is not None
     return best
 

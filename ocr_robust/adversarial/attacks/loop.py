@@ -17,7 +17,7 @@ from ...losses import ctc_per_line
 from ...models import CRNN, autocast
 from ..perturb import project_, to_pixels, width_mask
 
-__all__ = ["AttackResult", "read_texts", "perturb"]
+__all__ = ["AttackResult", "worst_of", "read_texts", "perturb"]
 
 
 @dataclass
@@ -28,6 +28,23 @@ class AttackResult:
     success: torch.Tensor | None = None  # targeted: read exactly as the target
     texts: list[str] = field(default_factory=list)  # what the model read at x_adv
     broken: torch.Tensor | None = None  # evaluation with truths: lines whose reading x_adv breaks
+
+
+def worst_of(best: AttackResult | None, r: AttackResult) -> AttackResult:
+    """Restarts combined per line: the run with the higher (untargeted) loss, and a run that
+    broke the line's reading over any that did not; ``best`` is updated in place."""
+    if best is None:
+        return r
+    better = r.loss > best.loss
+    if r.broken is not None and best.broken is not None:  # a line broken by any restart stays broken
+        better = (r.broken & ~best.broken) | ((r.broken == best.broken) & better)
+        best.broken |= r.broken
+    best.x_adv[better] = r.x_adv[better]
+    best.loss[better] = r.loss[better]
+    best.steps += r.steps
+    if r.texts:
+        best.texts = [a if m else b for a, b, m in zip(r.texts, best.texts, better.tolist())]
+    return best
 
 
 def read_texts(logp: torch.Tensor, widths: torch.Tensor, charset) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from .loop import AttackResult, perturb
+from .loop import AttackResult, perturb, worst_of
 from .registry import AttackSpec, register_attack
 
 __all__ = ["pgd"]
@@ -22,18 +22,7 @@ def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str 
     for _ in range(max(1, restarts)):
         r = perturb(model, x, widths, targets, target_lengths, eps=eps, norm=norm, steps=steps, step_size=step_size,
                     random_start=random_start, **kw)
-        if best is None:
-            best = r
-            continue
-        better = r.loss > best.loss
-        if r.broken is not None and best.broken is not None:  # a line broken by any restart stays broken
-            better = (r.broken & ~best.broken) | ((r.broken == best.broken) & better)
-            best.broken |= r.broken
-        best.x_adv[better] = r.x_adv[better]
-        best.loss[better] = r.loss[better]
-        best.steps += r.steps
-        if r.texts:
-            best.texts = [b if not m else a for a, b, m in zip(r.texts, best.texts, better.tolist())]
+        best = worst_of(best, r)
     return best  # type: ignore[return-value]
 
 
