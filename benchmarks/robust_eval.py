@@ -99,8 +99,8 @@ def main() -> int:
             row(m, cond, stores[cond], "apgd", "0.5", norm="l2")
             row(m, cond, stores[cond], "confusable", "8/255", steps=20, restarts=1)
         sq = tmp / "square"
-        if not sq.exists():
-            sample_store(stores["clean"], sq, sq_names, 0, a.seed)
+        if not sq.exists():  # from the suite's store: the sample's copy names its lines anew
+            sample_store(suite / "clean", sq, sq_names, 0, a.seed)
         row(m, "clean", sq, "square", "4/255", steps=a.square_queries, restarts=1)
         for e in ("1/255", "2/255", "8/255", "16/255", "32/255"):
             row(m, "clean", stores["clean"], "apgd", e, steps=10, restarts=1)
