@@ -32,7 +32,10 @@ def clear_run(out: str | Path) -> None:
     """Delete a run's own files from ``out`` (``train --overwrite``); other files stay."""
     for n in run_files(out):
         f = Path(out) / n
-        shutil.rmtree(f) if f.is_dir() else f.unlink()
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
 
 
 def write_state(out: Path, state: dict) -> None:
