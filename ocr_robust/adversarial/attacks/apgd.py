@@ -4,9 +4,9 @@ robustness with an ensemble of diverse parameter-free attacks"), L-inf or L2.
 No step size to tune: each line starts at 2 eps (L-inf) and its step is halved at
 checkpoints where the loss has stopped rising (fewer than ``rho`` of the steps since the last
 checkpoint raised it, or neither the step nor the best loss changed), restarting from the
-best point; steps carry momentum 0.75. The worst iterate is kept per line, and with
-``truths`` a line stops, broken, as soon as its reading breaks a word; with ``restarts``
-a line broken by any restart is broken.
+best point; steps carry momentum 0.75. The worst iterate is kept per line (with
+``truths``: the one that leaves the fewest words read, then the highest loss), and a line
+stops when none of its words is read; with ``restarts`` the worst run per line is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from ...losses import ctc_per_line
 from ...models import autocast
 from ..perturb import project_, to_pixels, width_mask
-from .loop import AttackResult, read_texts, worst_of
+from .loop import AttackResult, Worst, read_texts, worst_of
 from .registry import AttackSpec, register_attack
 
 __all__ = ["apgd", "checkpoints"]
@@ -63,25 +63,15 @@ def _one(model, x, widths, targets, target_lengths, eps_px, norm, steps, rho, ch
         return loss.detach().float(), g.detach(), logp.detach()
 
     active = torch.ones(n, dtype=torch.bool, device=x.device)
-    broken = torch.zeros(n, dtype=torch.bool, device=x.device)
-    texts: list[str] = [""] * n
+    worst = Worst(x, charset, truths)  # what is returned: the reading with the fewest words left
 
     def track(loss, logp, d, best_loss, best_delta):
-        nonlocal texts
+        """APGD's own best point (the highest loss, where a halving restarts), and the
+        returned worst iterate; a line with no word left to break stops."""
         better = active & (loss > best_loss)
-        if truths is not None:
-            reads = read_texts(logp, widths, charset)
-            now = torch.tensor([r.split() != t.split() for r, t in zip(reads, truths)], device=x.device)
-            better |= active & now
-            broken.__ior__(active & now)
-            for i in better.nonzero().flatten().tolist():
-                texts[i] = reads[i]
-        elif charset is not None:
-            reads = read_texts(logp, widths, charset)
-            for i in better.nonzero().flatten().tolist():
-                texts[i] = reads[i]
         best_delta[better] = d[better]
-        active.__iand__(~broken)
+        worst.offer(d, loss, read_texts(logp, widths, charset) if charset is not None else [], active)
+        active.__iand__(~worst.done)
         return torch.where(better, loss, best_loss)
 
     best_delta = delta.clone()
@@ -117,18 +107,15 @@ def _one(model, x, widths, targets, target_lengths, eps_px, norm, steps, rho, ch
                 loss, g, logp = evaluate(delta)
             last_mark, rises = k, torch.zeros(n, device=x.device)
             step_at_mark, best_at_mark = step.clone(), best_loss.clone()
-    with torch.no_grad():
-        x_adv = (x + best_delta).clamp(0, 255)
-    return AttackResult(x_adv, best_loss, taken, None, texts if charset is not None else [],
-                        broken if truths is not None else None)
+    return worst.result(x, taken)
 
 
 def apgd(model, x, widths, targets, target_lengths, eps: float, norm: str = "linf", steps: int = 50,
          restarts: int = 1, rho: float = 0.75, charset=None, truths: list[str] | None = None,
          generator: torch.Generator | None = None, amp: bool = False) -> AttackResult:
     """Auto-PGD on the true-label CTC loss within ``eps`` (0..1 units); ``steps`` gradient
-    evaluations per restart. With ``restarts`` the worst run per line is kept (a run that
-    breaks the reading wins)."""
+    evaluations per restart. With ``restarts`` the worst run per line is kept
+    (:func:`~ocr_robust.adversarial.attacks.loop.worst_of`)."""
     if norm not in ("linf", "l2"):
         raise ValueError(f"APGD norm must be linf or l2, got {norm!r}")
     x = x.detach()

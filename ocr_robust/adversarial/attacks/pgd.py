@@ -14,9 +14,9 @@ __all__ = ["pgd"]
 def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str = "linf", steps: int = 10,
         step_size: float | None = None, random_start: bool = True, restarts: int = 1, **kw) -> AttackResult:
     """Projected gradient ascent on the true-label loss (Madry et al. 2018); with
-    ``restarts`` the run that gives each line the highest loss is kept (with ``truths``
-    and ``keep_best``, a run that breaks the line's reading wins over any loss). The default
-    step is 2.5 eps / steps, Madry's choice."""
+    ``restarts`` the worst run per line is kept (:func:`~.loop.worst_of`: with ``truths``
+    and ``keep_best``, the one that leaves the fewest words read, then the highest loss).
+    The default step is 2.5 eps / steps, Madry's choice."""
     step_size = step_size if step_size is not None else 2.5 * cast(float, eps) / max(1, steps)
     best: AttackResult | None = None
     for _ in range(max(1, restarts)):

@@ -1,12 +1,13 @@
 """The Square attack (Andriushchenko et al. 2020), L-inf, with the CTC loss as its score: a
 black-box check against gradient masking. It never differentiates the model: each query
 changes one random square of the perturbation to a new corner of the eps box and keeps the
-change where the line's loss rises. A model whose robustness under PGD is an artefact of
+change where it makes the line worse (with the truths: fewer words read, or as many and a
+higher loss; without: a higher loss). A model whose robustness under PGD is an artefact of
 masked gradients still falls to it.
 
 Queries are forward passes of the whole batch. The square's share of a line's pixels
 starts at ``p_init`` and halves on the paper's schedule (scaled to ``queries``); with
-``truths`` a line stops as soon as its reading breaks a word.
+``truths`` a line stops when none of its words is read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from ...losses import ctc_per_line
 from ...models import autocast
 from ..perturb import to_pixels, width_mask
-from .loop import AttackResult, read_texts
+from .loop import AttackResult, Worst, read_texts
 from .registry import AttackSpec, register_attack
 
 __all__ = ["square", "square_share"]
@@ -49,28 +50,24 @@ def square(model, x, widths, targets, target_lengths, eps: float, queries: int =
             logp = model((x + d).clamp(0, 255))
         return ctc_per_line(logp, targets, target_lengths, widths).float(), logp
 
-    # vertical stripes of +-eps: the paper's start
+    def read(logp):
+        return read_texts(logp, widths, charset) if charset is not None else []
+
+    # vertical stripes of +-eps: the paper's start; the perturbation kept is always the worst so far
     stripes = (torch.randint(0, 2, (n, 1, 1, x.shape[-1]), generator=g).float() * 2 - 1).to(x.device)
-    delta = eps_px * stripes.expand_as(x) * mask
-    best, logp = score(delta)
+    worst = Worst(x, charset, truths)
     active = torch.ones(n, dtype=torch.bool, device=x.device)
-    broken = torch.zeros(n, dtype=torch.bool, device=x.device)
-    texts = read_texts(logp, widths, charset) if charset is not None else []
-
-    def check(reads):
-        if truths is not None:
-            now = torch.tensor([r.split() != t.split() for r, t in zip(reads, truths)], device=x.device)
-            broken.__ior__(now)
-            active.__iand__(~broken)
-
-    check(texts)
+    start = eps_px * stripes.expand_as(x) * mask
+    loss, logp = score(start)
+    worst.offer(start, loss, read(logp), active)
+    active &= ~worst.done
     taken = torch.zeros(n, dtype=torch.long, device=x.device)
     w = widths.tolist()
     for i in range(queries):
         if not active.any():
             break
         share = square_share(i, queries, p_init)
-        cand = delta.clone()
+        cand = worst.delta.clone()
         for j in active.nonzero().flatten().tolist():
             side = max(1, min(h, w[j], int(round(math.sqrt(share * h * w[j])))))
             r0 = int(torch.randint(0, h - side + 1, (1,), generator=g))
@@ -78,18 +75,10 @@ def square(model, x, widths, targets, target_lengths, eps: float, queries: int =
             value = eps_px * (float(torch.randint(0, 2, (1,), generator=g)) * 2 - 1)
             cand[j, :, r0:r0 + side, c0:c0 + side] = value
         loss, logp = score(cand)
-        better = active & (loss > best)
-        delta[better] = cand[better]
-        best = torch.where(better, loss, best)
+        worst.offer(cand, loss, read(logp), active)
         taken += active.long()
-        if charset is not None and better.any():
-            reads = read_texts(logp, widths, charset)
-            for j in better.nonzero().flatten().tolist():
-                texts[j] = reads[j]
-            check([reads[j] if better[j] else texts[j] for j in range(n)])
-    with torch.no_grad():
-        x_adv = (x + delta).clamp(0, 255)
-    return AttackResult(x_adv, best, taken, None, texts, broken if truths is not None else None)
+        active &= ~worst.done
+    return worst.result(x, taken)
 
 
 @register_attack("square")
