@@ -17,10 +17,14 @@ clean line names, kept in every condition) are attacked with:
 - the Square attack, L-inf 4/255 (black-box: no gradients; ``--square-lines`` of the lines,
   ``--square-queries`` queries), against gradient masking;
 - the targeted confusable attack at 8/255 on the held-out pairs (``confusables:eval``);
+- on the watermark condition, APGD confined to the watermark's pixels (FAWA-style: where
+  a line differs from its clean copy) at L-inf 4/255 and 32/255, the threat closest to
+  this product's use;
 - an eps sweep of APGD (10 steps, 1 restart) from 1/255 to 32/255 on the clean lines: accuracy
   must fall to near 0, or the attack is broken.
 
-``--quick`` is a smoke run (fewer lines and steps) to check the protocol, not a result.
+``--parts`` runs some of these (``strong,confusable,confined,square,sweep``); every row
+records its wall-clock time. ``--quick`` is a smoke run (fewer lines and steps) to check the protocol, not a result.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def main() -> int:
     ap.add_argument("--square-queries", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--parts", default="strong,confusable,confined,square,sweep")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 40 lines, 10 steps, 1 restart")
     ap.add_argument("--out", default=str(HERE / "results" / "robust-eval.json"))
     a = ap.parse_args()
@@ -86,24 +91,33 @@ def main() -> int:
                "wall_s": round(time.perf_counter() - t0, 1)}
         result["rows"].append(rec)
         ci = r["robust_word_acc_ci"]
-        print(f"{model_name} {cond:<12} {attack:<10} {norm} {r['eps_text']:<7} "
+        where = " (watermark pixels)" if r["region_from"] else ""
+        print(f"{model_name} {cond:<12} {attack:<10} {norm} {r['eps_text']:<7}{where} "
               f"robust {100 * r['robust_word_acc']:6.2f}% [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}] "
               f"(clean {100 * r['clean_word_acc']:.2f}%, {rec['wall_s']} s)", flush=True)
         out.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
+    parts = set(a.parts.split(","))
     for m in a.models:
         model, charset, info = load_torch_model(m, device)
         for cond in ["clean", *[c for c in conds if c != "clean"]]:
-            row(m, cond, stores[cond], "apgd", "4/255")
-            row(m, cond, stores[cond], "pgd", "4/255")
-            row(m, cond, stores[cond], "apgd", "0.5", norm="l2")
-            row(m, cond, stores[cond], "confusable", "8/255", steps=20, restarts=1)
-        sq = tmp / "square"
-        if not sq.exists():  # from the suite's store: the sample's copy names its lines anew
-            sample_store(suite / "clean", sq, sq_names, 0, a.seed)
-        row(m, "clean", sq, "square", "4/255", steps=a.square_queries, restarts=1)
-        for e in ("1/255", "2/255", "8/255", "16/255", "32/255"):
-            row(m, "clean", stores["clean"], "apgd", e, steps=10, restarts=1)
+            if "strong" in parts:
+                row(m, cond, stores[cond], "apgd", "4/255")
+                row(m, cond, stores[cond], "pgd", "4/255")
+                row(m, cond, stores[cond], "apgd", "0.5", norm="l2")
+            if "confusable" in parts:
+                row(m, cond, stores[cond], "confusable", "8/255", steps=20, restarts=1)
+        if "confined" in parts and "watermark" in stores:
+            for e in ("4/255", "32/255"):  # the sample copies name their lines alike: clean is the unmarked copy
+                row(m, "watermark", stores["watermark"], "apgd", e, region_from=stores["clean"])
+        if "square" in parts:
+            sq = tmp / "square"
+            if not sq.exists():  # from the suite's store: the sample's copy names its lines anew
+                sample_store(suite / "clean", sq, sq_names, 0, a.seed)
+            row(m, "clean", sq, "square", "4/255", steps=a.square_queries, restarts=1)
+        if "sweep" in parts:
+            for e in ("1/255", "2/255", "4/255", "8/255", "16/255", "32/255"):
+                row(m, "clean", stores["clean"], "apgd", e, steps=10, restarts=1)
     return 0
 
 

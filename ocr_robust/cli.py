@@ -239,7 +239,7 @@ def cmd_attack(a: argparse.Namespace) -> int:
             ex = Path(a.save_examples) / f"{Path(d).name}-{a.attack}-{k}" if a.save_examples else None
             rows.append(attack_store(model, charset, d, a.attack, eps.strip() or None, a.norm, a.steps, a.step_size,
                                      a.restarts, a.limit, a.batch_size, a.seed, device, ex, crop=info["crop"],
-                                     confusables=a.confusables))
+                                     confusables=a.confusables, region_from=a.region_from))
     for r in rows[:: max(1, len(a.eps.split(",")))]:  # once per data set
         for p in r["problems"][:20]:
             print(f"skipped: {p}", file=sys.stderr)
@@ -490,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--restarts", type=int, default=1, help="random restarts (a line broken by any counts as broken)")
     s.add_argument("--confusables", default="confusables:eval",
                    help="the table the confusable attack aims with (default: the pairs held out of training)")
+    s.add_argument("--region-from", metavar="STORE",
+                   help="confine the attack to the watermark: the pixels where each line differs from the "
+                        "same-named line of STORE, the same lines without watermarks (pgd, apgd, fgsm)")
     s.add_argument("--limit", type=int, help="attack only the first N lines of each store")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)

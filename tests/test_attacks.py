@@ -2,6 +2,8 @@
 stays within its budget, keeps the worst iterate and the worst restart, and APGD beats
 10-step PGD."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -144,3 +146,51 @@ def test_apgd_checkpoints_follow_the_paper_and_the_attacks_are_registered():
     assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
     assert {"fgsm", "pgd", "apgd", "square", "confusable"} <= set(ATTACKS)
     assert AttackSpec().restarts == 1
+
+
+def _copy(src, dst, mark: bool):
+    """``src`` copied, and with ``mark`` a grey diagonal band painted over the middle of
+    every line: a watermark whose pixels are known."""
+    import cv2
+    import numpy as np
+
+    from ocr_robust.data.store import FolderWriter, open_store, read_grey
+
+    store = open_store(src)
+    with FolderWriter(dst) as w:
+        for i in range(len(store)):
+            img = read_grey(store, i)
+            if mark:
+                h, wd = img.shape
+                band = np.zeros_like(img, dtype=bool)
+                for y in range(h):
+                    c = wd // 3 + y // 2
+                    band[y, c:c + max(4, wd // 8)] = True
+                img = np.where(band, np.minimum(img, 170), img).astype(np.uint8)
+            w.add(Path(store.name(i)).name, store.text(i), cv2.imencode(".png", img)[1].tobytes())
+    return dst
+
+
+def test_the_watermark_confined_attack_changes_only_the_watermarks_pixels(setup, tiny_store, tmp_path):
+    from ocr_robust.evaluation.attacks import attack_store, watermark_regions
+
+    model, cs, _ = setup
+    plain, marked = _copy(tiny_store, tmp_path / "plain", False), _copy(tiny_store, tmp_path / "marked", True)
+    ds = LineDataset.open(marked, cs, crop="ink")
+    ref = LineDataset.open(plain, None)
+    index = {ref.store.name(i): i for i in range(len(ref.store))}
+    b = collate([ds[i] for i in range(12)])
+    region, unmatched = watermark_regions(ds, ref, index, b["indices"].tolist(), b["images"].shape)
+    assert unmatched == 0
+    share = region.flatten(1).mean(1)
+    assert ((share > 0.005) & (share < 0.5)).all()  # the band, not the line
+    with model_state(model, train=False):
+        r = apgd(model, *_args(b), eps=8 / 255, steps=10, charset=cs, truths=b["texts"], region=region,
+                 generator=torch.Generator().manual_seed(6))
+        free = apgd(model, *_args(b), eps=8 / 255, steps=10, charset=cs, truths=b["texts"],
+                    generator=torch.Generator().manual_seed(6))
+    moved = (r.x_adv - b["images"]).abs() > 0
+    assert not (moved & (region == 0)).any() and moved.any()  # inside the band only
+    assert int(r.matched.sum()) >= int(free.matched.sum())  # a smaller region leaves no fewer words
+    row = attack_store(model, cs, marked, "apgd", "8/255", steps=5, limit=12, crop="ink", region_from=plain)
+    assert row["region_lines"] == 12 and 0.005 < row["region_share"] < 0.5 and not row["problems"]

@@ -93,3 +93,38 @@ def test_every_realtime_stop_rule_can_fire(tiny_store):
     none.confuser = Nothing()
     s = none.step(model, batch, ctx)  # nothing to confuse: every line once, clean, no "success"
     assert s["inner_steps"] == 1.0 and s["adv_success"] == 0.0 and s["delta_linf"] == 0.0
+
+
+def test_realtime_runs_the_model_on_the_active_lines_only(tiny_store):
+    """A line that has stopped leaves the batch: the later inner steps forward only the
+    lines still searching (here the odd ones; the even ones have nothing to confuse)."""
+    import torch
+
+    from ocr_robust.charset import Charset
+    from ocr_robust.data.dataset import LineDataset, collate
+    from ocr_robust.models import build_model
+    from ocr_robust.training import StepContext
+
+    cs = Charset.load("latin")
+    ds = LineDataset.open(tiny_store, cs)
+    batch = collate([ds[i] for i in range(8)])
+    model = build_model("crnn-small", num_classes=cs.num_classes)
+    ctx = StepContext(torch.device("cpu"), False, 0, 0, cs, {}, seed=0)
+    mode = MODES["realtime"](max_inner_steps=4, plateau_tol=0.0)
+    texts = batch["texts"]
+
+    class Odd:  # the even lines keep their own text: no target, trained clean once
+        charset = cs
+
+        def confuse(self, text, rng):
+            k = texts.index(text)
+            return text if k % 2 == 0 else text + "x"
+
+    mode.confuser = Odd()
+    rows = []
+    hook = model.register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]))
+    try:
+        stats = mode.step(model, batch, ctx)
+    finally:
+        hook.remove()
+    assert rows == [8, 4, 4, 4] and stats["inner_steps"] == (4 + 4 * 4) / 8

@@ -96,10 +96,14 @@ class AdversarialLayer(nn.Module):
         self.delta = torch.zeros_like(self._x, requires_grad=True)
         return self.delta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``clip(x + delta)``; with ``rows`` only those lines (a compacted batch), the
+        gradient still reaching the whole ``delta``."""
         if self.delta is None or self.delta.shape != x.shape:
             raise RuntimeError("AdversarialLayer: call reset(x) for this batch first")
-        return (x + self.delta).clamp(0, PIXEL_MAX)
+        if rows is None:
+            return (x + self.delta).clamp(0, PIXEL_MAX)
+        return (x[rows] + self.delta[rows]).clamp(0, PIXEL_MAX)
 
     def project(self) -> None:
         assert self.delta is not None and self._x is not None  # set by reset()

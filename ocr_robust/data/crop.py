@@ -21,8 +21,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["MARGIN", "MIN_CONTRAST", "CROP_MODES", "ink_mask", "ink_band", "normalise_crop", "normalise_crops",
-           "CropJitter"]
+__all__ = ["MARGIN", "MIN_CONTRAST", "CROP_MODES", "ink_mask", "ink_band", "crop_box", "cut_crop", "normalise_crop",
+           "normalise_crops", "CropJitter"]
 
 MARGIN = 0.25  # normalised margin, as a share of the ink band's height, each side
 MIN_CONTRAST = 40  # grey levels between ink and paper below which a crop is left as it is
@@ -72,20 +72,32 @@ def ink_band(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), y0, int(cols[-1]) + 1, y1
 
 
+def crop_box(img: np.ndarray, margin: float = MARGIN) -> tuple[int, int, int, int, int] | None:
+    """``(x0, y0, x1, y1, m)``: the ink band :func:`normalise_crop` keeps and its margin in
+    pixels, or ``None`` for a crop without contrast (left unchanged)."""
+    ink = ink_mask(img)
+    box = None if ink is None else ink_band(ink)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    return x0, y0, x1, y1, max(1, int(round(margin * (y1 - y0))))
+
+
+def cut_crop(img: np.ndarray, box: tuple[int, int, int, int, int], fill: int) -> np.ndarray:
+    """``img`` cut to ``box`` (from :func:`crop_box`) with its margin filled with ``fill``:
+    the same geometry for a crop and anything aligned with it (a mask of its pixels)."""
+    x0, y0, x1, y1, m = box
+    out = np.full((y1 - y0 + 2 * m, x1 - x0 + 2 * m), fill, img.dtype)
+    out[m:m + y1 - y0, m:m + x1 - x0] = img[y0:y1, x0:x1]
+    return out
+
+
 def normalise_crop(img: np.ndarray, margin: float = MARGIN) -> np.ndarray:
     """The crop cut to its main line's ink band plus ``margin`` x the band height each side,
     everything outside the band filled with the background (grey uint8 in, grey uint8 out).
     A crop without contrast (blank, a no-text image) is returned unchanged."""
-    ink = ink_mask(img)
-    box = None if ink is None else ink_band(ink)
-    if box is None:
-        return img
-    x0, y0, x1, y1 = box
-    m = max(1, int(round(margin * (y1 - y0))))
-    bg = _background(img)
-    out = np.full((y1 - y0 + 2 * m, x1 - x0 + 2 * m), bg, np.uint8)
-    out[m:m + y1 - y0, m:m + x1 - x0] = img[y0:y1, x0:x1]
-    return out
+    box = crop_box(img, margin)
+    return img if box is None else cut_crop(img, box, _background(img))
 
 
 def normalise_crops(images: list[np.ndarray], mode: str) -> list[np.ndarray]:

@@ -134,6 +134,7 @@ class LineBatch(TypedDict):
     texts: list[str]
     indices: torch.Tensor
     unreadable: list[str]  # lines of the batch left out: their images did not decode
+    region: NotRequired[torch.Tensor]  # N x 1 x H x W, 1 where an attack may change a pixel (attack_store)
 
 
 def collate(batch: list[LineSample]) -> LineBatch:

@@ -1,5 +1,13 @@
 """``ocr-robust attack``: robust word accuracy, CER and targeted success rate of a model
-under FGSM, PGD or the targeted confusable attack, on any line store."""
+under FGSM, PGD or the targeted confusable attack, on any line store.
+
+With ``region_from`` (a store of the same lines without watermarks, such as the suite's
+``clean`` condition beside its ``watermark`` one) the attack is confined to the pixels under
+the watermark, in the style of FAWA (Chen et al. 2020, "FAWA: fast adversarial watermark
+attack on optical character recognition"): the pixels where a line differs from its
+unmarked copy by more than ``WATERMARK_DIFF`` grey levels, taken through the same crop
+normalisation and resizing as the line itself.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
@@ -15,15 +24,44 @@ from ..adversarial.attacks import AttackSpec, get_attack, read_texts, seeded_con
 from ..adversarial.confusion import TextConfuser
 from ..adversarial.perturb import parse_eps
 from ..charset import ConfusableTable
+from ..data.crop import crop_box, cut_crop
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
+from ..data.store import read_grey
 from ..errors import InputError
+from ..images import resize_to_height
 from ..models import model_state
 from .metrics import Scores
 from .pages import AttackedLine, write_page
 
-__all__ = ["ATTACKS", "AttackRow", "attack_store", "format_rows"]
+__all__ = ["ATTACKS", "WATERMARK_DIFF", "AttackRow", "watermark_regions", "attack_store", "format_rows"]
 
 ATTACKS = tuple(REGISTRY)  # the registered attacks' names (adversarial/attacks/registry.py)
+WATERMARK_DIFF = 8  # grey levels: a pixel that differs more from the unmarked line is under the watermark
+
+
+def watermark_regions(ds: LineDataset, ref: LineDataset, ref_index: dict[str, int], ks: list[int],
+                      shape: torch.Size, threshold: int = WATERMARK_DIFF) -> tuple[torch.Tensor, int]:
+    """``N x 1 x H x W`` (1 = under the watermark) for lines ``ks`` of ``ds`` against their
+    same-named lines in ``ref``, in the geometry of the model's input (the crop normalisation
+    cut from the marked line, as the model sees it, then the resize); and the number of lines
+    whose unmarked copy is missing or of another size (left with an empty region)."""
+    out = torch.zeros(shape)
+    unmatched = 0
+    for j, k in enumerate(ks):
+        i = ds.indices[k]
+        r = ref_index.get(ds.store.name(i))
+        marked = read_grey(ds.store, i)
+        plain = read_grey(ref.store, r) if r is not None else None
+        if plain is None or plain.shape != marked.shape:
+            unmatched += 1
+            continue
+        m = (np.abs(marked.astype(np.int16) - plain.astype(np.int16)) > threshold).astype(np.uint8) * 255
+        if ds.crop == "ink":
+            box = crop_box(marked)
+            m = m if box is None else cut_crop(m, box, 0)
+        under = resize_to_height(m, ds.height, ds.max_width) > 0
+        out[j, 0, :, : under.shape[1]] = torch.from_numpy(under)
+    return out, unmatched
 
 
 class AttackRow(TypedDict):
@@ -42,6 +80,9 @@ class AttackRow(TypedDict):
     robust_cer: float
     robust_line_acc: float
     targeted_success: float | None  # targeted attacks: the share of lines read as the target
+    region_from: str | None  # confined to the watermark: the unmarked store compared with
+    region_share: float | None  # ... the share of the lines' pixels the attack could change
+    region_lines: int | None  # ... and the lines with any such pixel
     seconds: float
     skipped: int
     problems: list[str]
@@ -51,11 +92,13 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                  norm: str = "linf", steps: int = 10, step_size: float | str | None = None, restarts: int = 1,
                  limit: int | None = None, batch_size: int = 32, seed: int = 0, device: str | torch.device = "cpu",
                  examples: Path | None = None, n_examples: int = 16, clean: Scores | None = None,
-                 crop: str = "none", confusables: str = "confusables:eval") -> AttackRow:
+                 crop: str = "none", confusables: str = "confusables:eval",
+                 region_from: str | Path | None = None) -> AttackRow:
     """Attack every line (or the first ``limit``) of a store; one result row. ``crop``: the
     model's crop normalisation (``"ink"`` for models trained with it), applied before the attack.
     ``confusables``: the table a targeted attack aims with; by default the evaluation pairs,
-    which the realtime mode does not train on (``charset.ConfusableTable.split``)."""
+    which the realtime mode does not train on (``charset.ConfusableTable.split``).
+    ``region_from``: confine the attack to the watermark's pixels (:func:`watermark_regions`)."""
     att = get_attack(attack)
     eps_v, step_v = parse_eps(eps), parse_eps(step_size)
     spec = AttackSpec(eps=eps_v, norm=norm, steps=steps, step_size=step_v, restarts=restarts)
@@ -68,6 +111,11 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     loader = DataLoader(sub, batch_sampler=BucketBatchSampler(ds.widths()[:n], batch_size, shuffle=False),
                         collate_fn=collate)
     confuser = TextConfuser(ConfusableTable.load(confusables, charset), charset)
+    ref, ref_index = None, {}
+    if region_from is not None:
+        ref = LineDataset.open(region_from, None)
+        ref_index = {ref.store.name(i): i for i in range(len(ref.store))}
+    region_px = region_all = region_lines = unmatched = 0
     gen = torch.Generator().manual_seed(seed)
     robust, base = Scores(), Scores()
     successes = 0
@@ -79,6 +127,14 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                 continue
             x = batch["images"].to(device)
             confused = seeded_confusions(batch["texts"], confuser, f"{seed}:{bi}") if att.targeted else None
+            if ref is not None:
+                region, missed = watermark_regions(ds, ref, ref_index, batch["indices"].tolist(), x.shape)
+                batch["region"] = region.to(device)
+                unmatched += missed
+                cols = torch.arange(x.shape[-1])[None, :] < batch["widths"][:, None]
+                region_px += int(region.sum())
+                region_all += int(cols.sum()) * x.shape[2]
+                region_lines += int((region.flatten(1).sum(1) > 0).sum())
             r = att.run(model, x, batch, spec, charset=charset, generator=gen, confused=confused)
             if r.success is not None:
                 successes += int(r.success.sum())
@@ -92,6 +148,10 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                                                   confused[j] if confused else "(untargeted)", r.texts[j],
                                                   clean_reads[j]))
     seconds = time.perf_counter() - t0
+    if unmatched:
+        problems = [f"{unmatched} lines have no same-sized unmarked copy in {region_from}: not attacked"]
+    else:
+        problems = []
     if examples is not None:
         write_page(kept, Path(examples), f"{attack} eps={eps} ({norm}) on {data}")
     return AttackRow(data=str(data), attack=attack, eps=eps_v, eps_text=str(eps), norm=norm, steps=att.steps or steps,
@@ -99,7 +159,10 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                      robust_word_acc_ci=robust.word_acc_ci(),
                      robust_cer=robust.cer, robust_line_acc=robust.line_acc,
                      targeted_success=successes / robust.lines if att.targeted and robust.lines else None,
-                     seconds=seconds, skipped=len(ds.problems), problems=ds.problems[:20])
+                     region_from=None if region_from is None else str(region_from),
+                     region_share=region_px / region_all if ref is not None and region_all else None,
+                     region_lines=region_lines if ref is not None else None,
+                     seconds=seconds, skipped=len(ds.problems), problems=problems + ds.problems[:20])
 
 
 def format_rows(rows: list[AttackRow]) -> str:

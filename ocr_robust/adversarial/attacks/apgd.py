@@ -17,8 +17,8 @@ import torch
 
 from ...losses import ctc_per_line
 from ...models import autocast
-from ..perturb import project_, to_pixels, width_mask
-from .loop import AttackResult, Worst, read_texts, worst_of
+from ..perturb import project_, to_pixels
+from .loop import AttackResult, Worst, read_texts, region_mask, worst_of
 from .registry import AttackSpec, register_attack
 
 __all__ = ["apgd", "checkpoints"]
@@ -43,9 +43,10 @@ def _normalise(g: torch.Tensor, norm: str, mask: torch.Tensor) -> torch.Tensor:
     return g / (g * mask).flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
 
 
-def _one(model, x, widths, targets, target_lengths, eps_px, norm, steps, rho, charset, truths, generator, amp):
+def _one(model, x, widths, targets, target_lengths, eps_px, norm, steps, rho, charset, truths, generator, amp,
+         region):
     n = x.shape[0]
-    mask = width_mask(x, widths)
+    mask = region_mask(x, widths, region)
     view = (-1, 1, 1, 1)
     if norm == "linf":
         delta = torch.empty(x.shape, device="cpu").uniform_(-eps_px, eps_px, generator=generator).to(x.device)
@@ -112,17 +113,19 @@ def _one(model, x, widths, targets, target_lengths, eps_px, norm, steps, rho, ch
 
 def apgd(model, x, widths, targets, target_lengths, eps: float, norm: str = "linf", steps: int = 50,
          restarts: int = 1, rho: float = 0.75, charset=None, truths: list[str] | None = None,
-         generator: torch.Generator | None = None, amp: bool = False) -> AttackResult:
+         generator: torch.Generator | None = None, amp: bool = False,
+         region: torch.Tensor | None = None) -> AttackResult:
     """Auto-PGD on the true-label CTC loss within ``eps`` (0..1 units); ``steps`` gradient
     evaluations per restart. With ``restarts`` the worst run per line is kept
-    (:func:`~ocr_robust.adversarial.attacks.loop.worst_of`)."""
+    (:func:`~ocr_robust.adversarial.attacks.loop.worst_of`). ``region`` confines the
+    perturbation (:func:`~ocr_robust.adversarial.attacks.loop.perturb`)."""
     if norm not in ("linf", "l2"):
         raise ValueError(f"APGD norm must be linf or l2, got {norm!r}")
     x = x.detach()
     best: AttackResult | None = None
     for _ in range(max(1, restarts)):
         r = _one(model, x, widths, targets, target_lengths, to_pixels(eps), norm, max(2, steps), rho, charset, truths,
-                 generator, amp)
+                 generator, amp, region)
         best = worst_of(best, r)
     assert best is not None
     return best
@@ -133,4 +136,5 @@ def _apgd(model, x, batch, spec: AttackSpec, *, charset, generator=None, confuse
     if spec.eps is None:
         raise ValueError("APGD needs a budget (eps)")
     return apgd(model, x, batch["widths"], batch["targets"], batch["target_lengths"], eps=spec.eps, norm=spec.norm,
-                steps=spec.steps, restarts=spec.restarts, charset=charset, truths=batch["texts"], generator=generator)
+                steps=spec.steps, restarts=spec.restarts, charset=charset, truths=batch["texts"], generator=generator,
+                region=batch.get("region"))

@@ -31,6 +31,8 @@ def seeded_confusions(texts: list[str], confuser, seed: str | int) -> list[str]:
 
 @register_attack("confusable", targeted=True)
 def _confusable(model, x, batch, spec: AttackSpec, *, charset, generator=None, confused=None) -> AttackResult:
+    if "region" in batch:
+        raise ValueError("the confusable attack is not confined to a region here: use pgd, apgd or fgsm")
     if confused is None:
         raise ValueError("the confusable attack needs the confused labels (seeded_confusions)")
     return confusable_attack(model, x, batch["widths"], confused, charset, eps=spec.eps, norm=spec.norm,

@@ -16,4 +16,4 @@ def fgsm(model, x, widths, targets, target_lengths, eps: float | None, norm: str
 @register_attack("fgsm", steps=1)
 def _fgsm(model, x, batch, spec: AttackSpec, *, charset, generator=None, confused=None) -> AttackResult:
     return fgsm(model, x, batch["widths"], batch["targets"], batch["target_lengths"], eps=spec.eps, norm=spec.norm,
-                charset=charset)
+                charset=charset, region=batch.get("region"))

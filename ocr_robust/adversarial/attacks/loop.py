@@ -18,7 +18,7 @@ from ...models import CRNN, autocast
 from ...words import words_matched
 from ..perturb import project_, to_pixels, width_mask
 
-__all__ = ["AttackResult", "Worst", "worst_of", "read_texts", "perturb"]
+__all__ = ["AttackResult", "Worst", "worst_of", "region_mask", "read_texts", "perturb"]
 
 
 @dataclass
@@ -49,6 +49,12 @@ def worst_of(best: AttackResult | None, r: AttackResult) -> AttackResult:
     if r.texts:
         best.texts = [a if m else b for a, b, m in zip(r.texts, best.texts, better.tolist())]
     return best
+
+
+def region_mask(x: torch.Tensor, widths: torch.Tensor, region: torch.Tensor | None) -> torch.Tensor:
+    """Where an attack may change pixels: each line's own columns, within ``region`` if given."""
+    mask = width_mask(x, widths)
+    return mask if region is None else mask * region.to(x.device, x.dtype)
 
 
 def read_texts(logp: torch.Tensor, widths: torch.Tensor, charset) -> list[str]:
@@ -116,7 +122,8 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
             *, eps: float | None, norm: str | None = "linf", steps: int = 10, step_size: float | None = None,
             rule: str | None = None, targeted: bool = False, random_start: bool = False,
             stop_texts: list[str] | None = None, charset=None, generator: torch.Generator | None = None,
-            amp: bool = False, keep_best: bool = False, truths: list[str] | None = None) -> AttackResult:
+            amp: bool = False, keep_best: bool = False, truths: list[str] | None = None,
+            region: torch.Tensor | None = None) -> AttackResult:
     """The one attack loop. Untargeted: ascend the CTC loss of the true ``targets``;
     targeted: descend the loss of the target labels, and with ``stop_texts`` a line stops
     moving once the model reads its target (a success).
@@ -131,8 +138,9 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     (the gradient scaled to length ``step_size``) or ``sgd`` (the raw gradient times
     ``step_size``, the seed's adversary); by default ``sign`` for L-inf and ``l2`` for L2.
     Sizes are in 0..1 image units; ``eps=None`` or ``norm=None`` leaves the perturbation
-    unbounded (pixel range only). The model's state is not changed here: callers wrap the
-    call in :func:`ocr_robust.models.model_state`.
+    unbounded (pixel range only). ``region`` (N x 1 x H x W, 1 where a pixel may change)
+    confines the perturbation, e.g. to the pixels under a watermark. The model's state is
+    not changed here: callers wrap the call in :func:`ocr_robust.models.model_state`.
     """
     if truths is not None and charset is None:
         raise ValueError("an attack given the truths needs the charset to read the lines")
@@ -145,7 +153,7 @@ def perturb(model: CRNN, x: torch.Tensor, widths: torch.Tensor, targets: torch.T
     else:
         step_px = to_pixels(step_size if step_size is not None else (eps / 4 if eps else 1 / 255))
     x = x.detach()
-    mask = width_mask(x, widths)
+    mask = region_mask(x, widths, region)
     n = x.shape[0]
     delta = torch.zeros_like(x)
     if random_start and eps_px is not None:

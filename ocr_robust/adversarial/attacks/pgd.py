@@ -30,4 +30,4 @@ def pgd(model, x, widths, targets, target_lengths, eps: float | None, norm: str 
 def _pgd(model, x, batch, spec: AttackSpec, *, charset, generator=None, confused=None) -> AttackResult:
     return pgd(model, x, batch["widths"], batch["targets"], batch["target_lengths"], eps=spec.eps, norm=spec.norm,
                steps=spec.steps, step_size=spec.step_size, restarts=spec.restarts, generator=generator, charset=charset,
-               keep_best=True, truths=batch["texts"])
+               keep_best=True, truths=batch["texts"], region=batch.get("region"))

@@ -83,6 +83,8 @@ def square(model, x, widths, targets, target_lengths, eps: float, queries: int =
 
 @register_attack("square")
 def _square(model, x, batch, spec: AttackSpec, *, charset, generator=None, confused=None) -> AttackResult:
+    if "region" in batch:
+        raise ValueError("the Square attack is not confined to a region here: use pgd, apgd or fgsm")
     if spec.eps is None or spec.norm != "linf":
         raise ValueError("the Square attack here is L-inf: give --norm linf and an eps")
     return square(model, x, batch["widths"], batch["targets"], batch["target_lengths"], eps=spec.eps,

@@ -8,12 +8,11 @@ from typing import Any
 
 import torch
 
-from ...adversarial.attacks import read_texts
 from ...adversarial.confusion import TextConfuser
 from ...adversarial.perturb import AdversarialLayer, make_adv_optimizer, parse_eps
 from ...charset import ConfusableTable
 from ...data.dataset import LineBatch
-from ...losses import ctc_per_line, encode_targets
+from ...losses import ctc_per_line, encode_targets, padded_targets, reads_exactly
 from ...models import CRNN
 from .base import Batch, TrainingMode, forward, norm_option, per_sample, register_mode
 
@@ -31,7 +30,9 @@ class RealtimeMode(TrainingMode):
     into the weights only, accumulated. A line stops when the model reads its confused label
     (a success), when its ``L2`` has changed by less than ``plateau_tol`` (relative) for
     ``plateau_patience`` steps in a row (reachable: at most ``max_inner_steps`` - 2), or at
-    ``max_inner_steps``; a line with no confused target is trained on clean, once. The
+    ``max_inner_steps``; a line with no confused target is trained on clean, once. A line
+    that has stopped leaves the batch: each step runs the model on the active lines only, and
+    success is checked on the device (``losses.reads_exactly``). The
     accumulated weight gradient
     is divided by the number of images it summed, so the Trainer's one optimizer step equals
     a step on one big batch of every intermediate adversarial image.
@@ -90,54 +91,65 @@ class RealtimeMode(TrainingMode):
         rng = random.Random(f"{ctx.seed}:realtime:{ctx.step}")
         confused = [self.confuser_for(ctx.charset).confuse(t, rng) for t in batch["texts"]]
         c_targets, c_lengths = encode_targets(confused, ctx.charset)
+        c_padded = padded_targets(c_targets, c_lengths).to(ctx.device)
+        t_padded = padded_targets(b.targets, b.lengths)
+        dev = ctx.device
         # a line with no confused target (fallback "none" found nothing to confuse) has no L2 to
         # descend: descending the CTC of its own text would make it easier, so it is left clean
-        no_target = torch.tensor([c == t for c, t in zip(confused, batch["texts"])])
+        no_target = torch.tensor([c == t for c, t in zip(confused, batch["texts"])], device=dev)
         params = [p for p in model.parameters() if p.requires_grad]
         # S1: the perturbation starts at zero, with its own optimizer and no gradient
         delta = self.layer.reset(b.x, b.widths)
         adv_opt = make_adv_optimizer(self.adv_optimizer, [delta], self.adv_lr, self.adv_momentum)
         adv_opt.zero_grad(set_to_none=True)
-        active = torch.ones(n, dtype=torch.bool)
-        success = torch.zeros(n, dtype=torch.bool)
-        used = torch.zeros(n)
-        flat = torch.zeros(n, dtype=torch.long)
-        prev_l2: torch.Tensor | None = None
+        active = torch.ones(n, dtype=torch.bool, device=dev)
+        success = torch.zeros(n, dtype=torch.bool, device=dev)
+        used = torch.zeros(n, device=dev)
+        flat = torch.zeros(n, dtype=torch.long, device=dev)
+        prev_l2 = torch.zeros(n, device=dev)
         first: dict = {}
         for k in range(self.max_inner_steps):
-            # S2-S3: one forward, both losses
-            x_in = self.layer(b.x)
+            # S2-S3: one forward of the lines still active only (the batch compacted), both losses
+            rows = None if bool(active.all()) else active.nonzero().flatten()
+            x_in = self.layer(b.x, rows)
             if self.trace is not None:
                 if k == 0:
                     self.trace.append((confused, []))
-                self.trace[-1][1].append((x_in.detach().clone(), active.clone()))
+                self.trace[-1][1].append((self.layer(b.x).detach().clone(), active.clone()))
             logp = forward(model, x_in, ctx)
-            l1 = b.loss(logp)
-            l2 = ctc_per_line(logp, c_targets, c_lengths, b.widths)
-            w = active.to(l1.device, l1.dtype)
-            w2 = (active & ~no_target).to(l1.device, l1.dtype)
-            used += active.float()
+            widths = b.widths if rows is None else b.widths[rows.cpu()]
+            live = torch.ones(n, dtype=torch.bool, device=dev) if rows is None else active.clone()
+            t_rows = t_padded if rows is None else t_padded[rows.cpu()]
+            c_rows = c_padded if rows is None else c_padded[rows]
+            t_len = b.lengths if rows is None else b.lengths[rows.cpu()]
+            c_len = c_lengths if rows is None else c_lengths[rows.cpu()]
+            l1 = ctc_per_line(logp, t_rows[t_rows >= 0], t_len, widths)
+            l2 = ctc_per_line(logp, c_rows[c_rows >= 0], c_len, widths)
+            l2_full = torch.zeros(n, device=dev).masked_scatter(live, l2.detach().float())
+            used += live.float()
             if k == 0:
                 first = {"l1": l1.detach(), "logp": logp.detach()}
-            # S5: stop a line on success (it reads the confused label) or when L2 is flat
-            hit = torch.tensor([p == c for p, c in zip(read_texts(logp, b.widths, ctx.charset), confused)]) & ~no_target
+            # S5: stop a line on success (it reads the confused label) or when L2 is flat; the
+            # reading is checked on the device, without decoding to text
+            hit = torch.zeros(n, dtype=torch.bool, device=dev).masked_scatter(
+                live, reads_exactly(logp, widths, c_rows, c_len)) & ~no_target
             success |= hit & active
-            l2c = l2.detach().cpu()
-            if prev_l2 is not None:
-                change = (l2c - prev_l2).abs() / prev_l2.abs().clamp(min=1e-3)
+            if k > 0:
+                change = (l2_full - prev_l2).abs() / prev_l2.abs().clamp(min=1e-3)
                 flat = torch.where(change < self.plateau_tol, flat + 1, torch.zeros_like(flat))
-            prev_l2 = l2c
+            prev_l2 = torch.where(live, l2_full, prev_l2)
             still = active & ~(hit | no_target | (flat >= self.plateau_patience))  # a clean line: one pass is enough
-            last = k == self.max_inner_steps - 1 or not still.any()
+            last = k == self.max_inner_steps - 1 or not bool(still.any())
             # S4: L2 to the perturbation only (not after the last step: it would move nothing),
             # L1 to the weights only (accumulated)
+            w2 = (~no_target[live]).to(l2.dtype) if rows is not None else (~no_target).to(l2.dtype)
             if not last:
                 (g_delta,) = torch.autograd.grad((l2 * w2).sum(), delta, retain_graph=True)
-            (l1 * w).sum().backward(inputs=params)
+            l1.sum().backward(inputs=params)
             active = still
             if last:
                 break
-            delta.grad = g_delta * active.to(g_delta.device, g_delta.dtype).view(-1, 1, 1, 1)
+            delta.grad = g_delta * active.to(g_delta.dtype).view(-1, 1, 1, 1)
             adv_opt.step()
             self.layer.project()
         # S6 (scaling): the mean over every image the weights were trained on
@@ -146,7 +158,6 @@ class RealtimeMode(TrainingMode):
             if p.grad is not None:
                 p.grad.div_(total)
         pert = (self.layer(b.x) - b.x).detach().abs()
-        assert prev_l2 is not None  # the loop ran at least once (max_inner_steps >= 1)
         stats = {"loss": float(first["l1"].mean()), "adv_success": float(success.float().mean()),
                  "inner_steps": float(used.mean()), "l2_confused": float(prev_l2.mean()),
                  "delta_linf": float(pert.flatten(1).amax(1).mean() / 255.0)}
