@@ -1,19 +1,24 @@
 """Training modes compared: the realtime adversary against natural training and the
 baseline defences, on the same data, the same model, the same starting weights and the
-same wall-clock budget (issue: realtime adversarial training).
+same wall-clock budget (issues: realtime adversarial training; 20, the realtime adversary
+pays off).
 
-Each mode fine-tunes the same starting run (``--init``, by default the demo's naturally
-trained crnn-small) for ``--minutes`` of training on the demo's training lines, in its own
-process (so peak memory is its own), then is measured on the held-out test sets:
+Each mode fine-tunes the same start (``--init``, by default the shipped natural model
+``pretrained/latin``) for ``--minutes`` of training on real-document training lines
+(``--data``, by default ``data/ft/stores.txt``: pages of the corpus's training split, clean,
+watermarked and low-resolution), once per ``--seeds``, in its own process (so peak memory
+is its own), then is measured on the real-document suite (``--suite``, test documents
+only), with 95% bootstrap intervals over lines:
 
-- clean, watermark and low-resolution word accuracy (held-out fonts and styles);
-- robust word accuracy under PGD (L-inf, eps 1, 2, 4, 8/255) on the first ``--attack-lines``
-  clean test lines;
-- targeted confusable attack success rate (eps 8/255, 20 steps) on the same lines;
-- training seconds per epoch (from measured lines/s) and peak memory growth during
-  training, both as ratios to natural training in the same run.
+- clean, watermark and lowres-jpeg word accuracy (every line of each condition);
+- robust word accuracy under APGD (L-inf 4/255, ``--apgd-steps`` steps, ``--restarts``)
+  on a seeded sample of ``--attack-lines`` clean lines (the same lines for every mode);
+- the targeted confusable attack's success rate on the held-out pairs (8/255, 20 steps);
+- cost: training lines per second and trained images per second (every image whose loss
+  reaches the weights counts: each realtime inner step, TRADES's and NSL's two images, each
+  Free-AT replay), peak memory growth, each as a ratio to natural training.
 
-    .venv/bin/python benchmarks/bench_defences.py --init demo-output/run --minutes 3
+    .venv/bin/python benchmarks/bench_defences.py --minutes 4 --seeds 0,1
 
 Writes ``benchmarks/results/defences.json`` and prints a Markdown table. ``--cost`` measures
 only the cost, on the same batches for every mode (no time budget, no LMDB pages read
@@ -44,14 +49,29 @@ ROOT = Path(__file__).resolve().parent.parent
 # name in the table: (mode, mode options)
 ROWS = {
     "natural": ("natural", {}),
-    "realtime (unbounded)": ("realtime", {}),
-    "realtime (L-inf 8/255)": ("realtime", {"norm": "linf", "eps": "8/255"}),
+    "realtime": ("realtime", {}),
+    "realtime (seed preset)": ("realtime", {"preset": "seed"}),
+    "realtime (L-inf 4/255)": ("realtime", {"eps": "4/255", "adv_lr": "2/255"}),
+    "realtime (2 steps)": ("realtime", {"max_inner_steps": 2}),
     "pgd-at": ("pgd-at", {"eps": "4/255", "steps": 5}),
     "free-at": ("free-at", {"eps": "4/255", "replays": 4}),
     "fgsm-rs": ("fgsm-rs", {"eps": "4/255"}),
     "nsl": ("nsl", {}),
     "trades": ("trades", {"eps": "4/255", "steps": 5}),
 }
+
+
+def images_per_line(mode: str, opts: dict, history: list[dict]) -> float:
+    """Images each line of a batch gives the weights: every realtime inner step (its mean
+    over the run), TRADES's and NSL's clean and adversarial image, each Free-AT replay."""
+    if mode == "realtime":
+        steps = sum(x.get("train_inner_steps", 1.0) * x["epoch_seconds"] for x in history)
+        return steps / max(1e-9, sum(x["epoch_seconds"] for x in history))
+    if mode in ("trades", "nsl"):
+        return 2.0
+    if mode == "free-at":
+        return float(opts.get("replays", 4))
+    return 1.0
 
 
 def rss_mb() -> float:
@@ -64,10 +84,12 @@ def train_one(args) -> None:
     import torch
 
     from ocr_robust.training import Trainer
+    from ocr_robust.training.checkpoint import clear_run
 
     mode, opts = ROWS[args.one]
     torch.set_num_threads(args.threads)
     cfg = _config(args, args.one, mode, opts)
+    clear_run(cfg.out)  # a row measured again starts anew
     t = Trainer(cfg, progress=False)
     base = rss_mb()
     if torch.cuda.is_available():
@@ -77,8 +99,10 @@ def train_one(args) -> None:
     h = r["history"]
     lines_per_s = (sum(x["train_lines_per_s"] * x["epoch_seconds"] for x in h)
                    / max(1e-9, sum(x["epoch_seconds"] for x in h)))
-    out = {"row": args.one, "mode": mode, "options": opts, "run": cfg.out, "epochs_run": len(h),
-           "steps": r["steps"], "train_lines_per_s": lines_per_s, "train_seconds": sum(x["epoch_seconds"] for x in h),
+    out = {"row": args.one, "seed": args.seed, "mode": mode, "options": opts, "run": cfg.out, "epochs_run": len(h),
+           "steps": r["steps"], "train_lines_per_s": lines_per_s,
+           "train_images_per_s": lines_per_s * images_per_line(mode, opts, h),
+           "train_seconds": sum(x["epoch_seconds"] for x in h),
            "peak_rss_growth_mb": max(0.0, peak - base), "peak_rss_mb": peak,
            "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
            "adv_success": h[-1].get("train_adv_success") if h else None,
@@ -108,11 +132,17 @@ def cost_one(args) -> None:
     t._train_step(batches[1])
     base = rss_mb()
     t0 = time.perf_counter()
+    per_line = []
     for b in batches[2:]:
-        t._train_step(b)
+        stats = t._train_step(b)
+        per_line.append(float(stats.get("inner_steps", 1.0)) if mode == "realtime" else
+                        images_per_line(mode, opts, []))
     dt = (time.perf_counter() - t0) / (len(batches) - 2)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps({"row": args.cost_one, "seconds_per_batch": dt,
+    lines = sum(len(b["texts"]) for b in batches[2:]) / (len(batches) - 2)
+    images = lines * sum(per_line) / len(per_line)
+    print("RESULT " + json.dumps({"row": args.cost_one, "seconds_per_batch": dt, "lines_per_batch": lines,
+                                  "images_per_batch": images, "seconds_per_image": dt / images,
                                   "peak_rss_growth_mb": max(0.0, peak - base),
                                   "batches": len(batches) - 2}), flush=True)
 
@@ -161,10 +191,12 @@ def target_one(args) -> None:
 def _config(args, row: str, mode: str, opts: dict):
     from ocr_robust.training import TrainConfig
 
-    return TrainConfig(data=args.data, out=str(Path(args.work) / row.replace(" ", "_").replace("/", "-")),
+    name = row.replace(" ", "_").replace("/", "-").replace("(", "").replace(")", "")
+    return TrainConfig(data=args.data, out=str(Path(args.work) / f"{name}-s{args.seed}"),
                        model="crnn-small", mode=mode, mode_options=opts, epochs=args.epochs, batch_size=32,
-                       lr=args.lr, schedule="constant", seed=0, init_from=args.init, time_limit_min=args.minutes,
-                       notext_rate=0.05, sampler="hard" if mode == "realtime" else "bucket", report_images=8)
+                       lr=args.lr, schedule="constant", seed=args.seed, init_from=args.init,
+                       time_limit_min=args.minutes, notext_rate=0.05,
+                       sampler="hard" if mode == "realtime" else "bucket", report_images=0)
 
 
 def format_target_table(rows: list[dict]) -> str:
@@ -191,7 +223,8 @@ def format_target_table(rows: list[dict]) -> str:
 
 def run_child(name: str, args, flag: str) -> dict:
     cmd = [sys.executable, __file__, flag, name] + [x for k, v in vars(args).items()
-                                                  if k not in ("one", "cost_one", "target_one", "rows", "json", "cost")
+                                                  if k not in ("one", "cost_one", "target_one", "rows", "json", "cost",
+                                                               "seeds")
                                                   and v is not None
                                                   and v is not False for x in (f"--{k.replace('_', '-')}", str(v))]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -202,43 +235,66 @@ def run_child(name: str, args, flag: str) -> dict:
     return json.loads(line[7:])
 
 
+CONDITIONS = ("clean", "watermark", "lowres-jpeg")
+
+
+def attack_sample(args) -> Path:
+    """The clean lines every mode is attacked on: a seeded sample of the suite's clean
+    condition, made once per work folder."""
+    from ocr_robust.evaluation.suite import sample_store
+
+    dst = Path(args.work) / f"attack-lines-{args.attack_lines}"
+    if not (dst / "labels.tsv").exists():
+        sample_store(Path(args.suite) / "clean", dst, None, args.attack_lines, 0)
+    return dst
+
+
 def measure(row: dict, args) -> dict:
+    import torch
+
+    from ocr_robust.data.dataset import LineDataset
     from ocr_robust.evaluation.attacks import attack_store
-    from ocr_robust.evaluation.lines import bench
+    from ocr_robust.evaluation.lines import evaluate
     from ocr_robust.runs import load_torch_model
 
-    tests = {k: str(Path(args.tests) / f"test-{k}") for k in ("clean", "watermark", "lowres")}
-    b = bench(row["run"], list(tests.values()))
-    for k, r in zip(tests, b):
-        row[f"{k}_word_acc"] = r["word_acc"]
-    model, charset, _ = load_torch_model(row["run"])
-    for eps in ("1/255", "2/255", "4/255", "8/255"):
-        a = attack_store(model, charset, tests["clean"], "pgd", eps, steps=args.pgd_steps, limit=args.attack_lines)
-        row[f"pgd_{eps}"] = a["robust_word_acc"]
-        row["attack_clean_word_acc"] = a["clean_word_acc"]
-    t = attack_store(model, charset, tests["clean"], "confusable", "8/255", steps=20, step_size="1/255",
-                     limit=args.attack_lines)
+    torch.set_num_threads(args.threads)
+    model, charset, info = load_torch_model(row["run"])
+    for c in CONDITIONS:
+        s = evaluate(model, LineDataset.open(Path(args.suite) / c, charset, crop=info["crop"]), charset,
+                     torch.device("cpu"))
+        row[f"{c}_word_acc"], row[f"{c}_ci"], row[f"{c}_lines"] = s.word_acc, s.word_acc_ci(), s.lines
+    lines = attack_sample(args)
+    t0 = time.perf_counter()
+    a = attack_store(model, charset, lines, "apgd", "4/255", steps=args.apgd_steps, restarts=args.restarts,
+                     crop=info["crop"])
+    row.update(apgd_4=a["robust_word_acc"], apgd_4_ci=a["robust_word_acc_ci"], attack_lines=a["lines"],
+               attack_clean_word_acc=a["clean_word_acc"], apgd_seconds=time.perf_counter() - t0)
+    t = attack_store(model, charset, lines, "confusable", "8/255", steps=20, step_size="1/255", crop=info["crop"])
     row["targeted_success"] = t["targeted_success"]
     return row
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--init", default="demo-output/run")
-    ap.add_argument("--data", default="demo-output/lines/train.lmdb")
-    ap.add_argument("--tests", default="demo-output/lines")
+    ap.add_argument("--init", default="pretrained/latin")
+    ap.add_argument("--data", default="data/ft/stores.txt")
+    ap.add_argument("--suite", default="benchmarks/work/real-suite")
     ap.add_argument("--minutes", type=float, default=3.0, help="training budget per mode")
     ap.add_argument("--epochs", type=int, default=2, help="schedule length (the budget usually ends it first)")
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--seeds", default="0", help="training seeds, comma-separated: each row is trained once per seed")
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--attack-lines", type=int, default=200)
-    ap.add_argument("--pgd-steps", type=int, default=5)
+    ap.add_argument("--attack-lines", type=int, default=300)
+    ap.add_argument("--apgd-steps", type=int, default=50)
+    ap.add_argument("--restarts", type=int, default=1)
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--work", default="benchmarks/work/defences")
     ap.add_argument("--json", default="benchmarks/results/defences.json")
     ap.add_argument("--cost", action="store_true",
                     help="only the cost: seconds per batch and peak memory growth on the same batches for every mode")
     ap.add_argument("--cost-batches", type=int, default=10)
+    ap.add_argument("--append", action="store_true", help="add the rows to those already in --json")
     ap.add_argument("--target", type=float,
                     help="measure the training time to this validation word accuracy (0..1) instead")
     ap.add_argument("--check-seconds", type=float, default=15.0, help="--target: validate every this many seconds")
@@ -277,34 +333,42 @@ def main() -> int:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
         return 0
     rows = []
+    out = Path(args.json)
+    if out.exists() and args.append:  # a second part of the same comparison: keep the rows measured
+        rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
     t0 = time.perf_counter()
-    for name in args.rows.split(","):
-        row = measure(run_child(name, args, "--one"), args)
-        rows.append(row)
-        print(f"{name}: done ({time.perf_counter() - t0:.0f} s) {json.dumps(row)}", flush=True)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
-    nat = next((r for r in rows if r["mode"] == "natural"), None)
-    print(format_table(rows, nat))
+    for seed in [int(x) for x in args.seeds.split(",")]:
+        args.seed = seed
+        for name in args.rows.split(","):
+            row = measure(run_child(name, args, "--one"), args)
+            rows.append(row)
+            print(f"{name} seed {seed}: done ({time.perf_counter() - t0:.0f} s) {json.dumps(row)}", flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
+    print(format_table(rows))
     return 0
 
 
-def format_table(rows: list[dict], nat: dict | None) -> str:
-    head = ("| mode | clean | watermark | low-res | PGD 1/255 | PGD 2/255 | PGD 4/255 | PGD 8/255 | targeted hit "
-            "| s/epoch vs natural | memory vs natural | lines/s |")
-    out = [head, "|" + "---|" * 12]
+def format_table(rows: list[dict]) -> str:
+    """One line per row and seed, then per row the mean over seeds; ratios to natural's mean."""
+    def p(v):
+        return f"{100 * v:.2f}%"
+
+    def ci(r, k):
+        lo, hi = r[f"{k}_ci"]
+        return f"{p(r[k if k == 'apgd_4' else f'{k}_word_acc'])} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    nat = [r for r in rows if r["mode"] == "natural"]
+    nat_img = sum(r["train_images_per_s"] for r in nat) / len(nat) if nat else float("nan")
+    nat_mem = sum(r["peak_rss_growth_mb"] for r in nat) / len(nat) if nat else float("nan")
+    head = ("| mode | seed | clean | watermark | lowres-jpeg | APGD-50 4/255 | targeted hit | lines/s | images/s "
+            "| time per image vs natural | peak memory vs natural |")
+    out = [head, "|" + "---|" * 11]
     for r in rows:
-        t_ratio = nat["train_lines_per_s"] / r["train_lines_per_s"] if nat else float("nan")
-        m_ratio = ((r["peak_rss_growth_mb"] / nat["peak_rss_growth_mb"]) if nat and nat["peak_rss_growth_mb"]
-                   else float("nan"))
-
-        def p(v):
-            return f"{100 * v:.2f}%"
-
-        out.append(f"| {r['row']} | {p(r['clean_word_acc'])} | {p(r['watermark_word_acc'])} | "
-                   f"{p(r['lowres_word_acc'])} | "
-                   f"{p(r['pgd_1/255'])} | {p(r['pgd_2/255'])} | {p(r['pgd_4/255'])} | {p(r['pgd_8/255'])} | "
-                   f"{p(r['targeted_success'])} | {t_ratio:.2f}x | {m_ratio:.2f}x | {r['train_lines_per_s']:.0f} |")
+        out.append(f"| {r['row']} | {r['seed']} | {ci(r, 'clean')} | {ci(r, 'watermark')} | "
+                   f"{ci(r, 'lowres-jpeg')} | {ci(r, 'apgd_4')} | {p(r['targeted_success'])} | "
+                   f"{r['train_lines_per_s']:.0f} | {r['train_images_per_s']:.0f} | "
+                   f"{nat_img / r['train_images_per_s']:.2f}x | {r['peak_rss_growth_mb'] / nat_mem:.2f}x |")
     return "\n".join(out)
 
 

@@ -18,7 +18,8 @@ import torch.nn as nn
 
 from ..images import PIXEL_MAX
 
-__all__ = ["NORMS", "parse_eps", "to_pixels", "width_mask", "project_", "AdversarialLayer", "make_adv_optimizer"]
+__all__ = ["NORMS", "parse_eps", "to_pixels", "width_mask", "project_", "AdversarialLayer", "SignStep",
+           "make_adv_optimizer"]
 
 NORMS = ("linf", "l2")
 
@@ -111,10 +112,28 @@ class AdversarialLayer(nn.Module):
                  self._mask)
 
 
+class SignStep(torch.optim.Optimizer):
+    """Signed gradient descent: each step moves every element by ``lr`` against the sign of
+    its gradient (the PGD / FGSM step, whose size does not depend on the gradient's scale)."""
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad.sign(), alpha=-group["lr"])
+
+
 def make_adv_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float = 0.0):
-    """The adversary's optimizer: it owns only the perturbation."""
+    """The adversary's optimizer: it owns only the perturbation. ``sgd`` and ``adam`` take
+    ``lr`` on raw pixel gradients; ``sign`` takes signed steps of ``lr`` pixels."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
-    raise ValueError(f"adversary optimizer must be 'sgd' or 'adam', got {name!r}")
+    if name == "sign":
+        return SignStep(params, lr=lr)
+    raise ValueError(f"adversary optimizer must be 'sgd', 'adam' or 'sign', got {name!r}")

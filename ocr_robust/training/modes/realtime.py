@@ -9,14 +9,25 @@ from typing import Any
 import torch
 
 from ...adversarial.confusion import TextConfuser
-from ...adversarial.perturb import AdversarialLayer, make_adv_optimizer, parse_eps
+from ...adversarial.perturb import AdversarialLayer, make_adv_optimizer, parse_eps, to_pixels
 from ...charset import ConfusableTable
 from ...data.dataset import LineBatch
 from ...losses import ctc_per_line, encode_targets, padded_targets, reads_exactly
 from ...models import CRNN
 from .base import Batch, TrainingMode, forward, norm_option, per_sample, register_mode
 
-__all__ = ["RealtimeMode"]
+__all__ = ["PRESETS", "RealtimeMode"]
+
+
+_COMMON = {"confusables": "confusables:train", "confuse_rate": 0.05, "max_subs": 3, "fallback": "edit",
+           "adv_momentum": 0.0, "plateau_tol": 0.02, "plateau_patience": 1}
+PRESETS: dict[str, dict[str, Any]] = {
+    # the seed's own configuration (METHODS.md section 1): unbounded, SGD on raw pixel gradients
+    "seed": {**_COMMON, "norm": "none", "eps": None, "adv_optimizer": "sgd", "adv_lr": 20000.0, "max_inner_steps": 3},
+    # bounded, signed steps: the strength no longer follows the gradient's scale
+    "default": {**_COMMON, "norm": "linf", "eps": "8/255", "adv_optimizer": "sign", "adv_lr": "4/255",
+                "max_inner_steps": 3},
+}
 
 
 @register_mode
@@ -32,33 +43,43 @@ class RealtimeMode(TrainingMode):
     ``plateau_patience`` steps in a row (reachable: at most ``max_inner_steps`` - 2), or at
     ``max_inner_steps``; a line with no confused target is trained on clean, once. A line
     that has stopped leaves the batch: each step runs the model on the active lines only, and
-    success is checked on the device (``losses.reads_exactly``). The
-    accumulated weight gradient
-    is divided by the number of images it summed, so the Trainer's one optimizer step equals
-    a step on one big batch of every intermediate adversarial image.
+    success is checked on the device (``losses.reads_exactly``). The accumulated weight
+    gradient is divided by the number of images it summed, so the Trainer's one optimizer
+    step equals a step on one big batch of every intermediate adversarial image.
 
-    ``adv_lr`` is the adversary's SGD learning rate on raw pixels: CTC gradients per pixel are
-    about 1e-4..1e-3 on a trained model, so the default 20000 moves a pixel by a few levels
-    per step. ``norm: none`` (default) is the seed's unbounded mode; ``norm: linf`` or ``l2`` with
-    ``eps`` bounds the perturbation by projection.
+    Options start from a named ``preset`` (:data:`PRESETS`); any option given replaces the
+    preset's. ``seed`` is the seed's own configuration: unbounded (``norm: none``), SGD with
+    ``adv_lr`` 20000 on raw pixel gradients (CTC gradients per pixel are about 1e-4..1e-3 on
+    a trained model, so a pixel moves a few levels per step). ``default`` bounds the
+    perturbation (``norm: linf``, ``eps``) and takes signed steps of ``adv_lr`` in 0..1
+    image units (``adv_optimizer: sign``), whose strength does not follow the gradient's
+    scale.
     """
 
     name = "realtime"
     sampler = "hard"  # the lines the model gets wrong come back more often
     notext_rate = 0.05  # no-text images keep it from reading text into watermark strokes
 
-    def __init__(self, confusables: str = "confusables:train", confuse_rate: float = 0.05, max_subs: int = 3,
-                 fallback: str = "edit", norm: str | None = None, eps: str | float | None = None,
-                 adv_optimizer: str = "sgd", adv_lr: float = 20000.0, adv_momentum: float = 0.0,
-                 max_inner_steps: int = 3, plateau_tol: float = 0.02, plateau_patience: int = 1):
-        self.norm, self.eps = norm_option(norm), parse_eps(eps)
+    def __init__(self, preset: str = "default", confusables: str | None = None, confuse_rate: float | None = None,
+                 max_subs: int | None = None, fallback: str | None = None, norm: str | None = None,
+                 eps: str | float | None = None, adv_optimizer: str | None = None, adv_lr: str | float | None = None,
+                 adv_momentum: float | None = None, max_inner_steps: int | None = None,
+                 plateau_tol: float | None = None, plateau_patience: int | None = None):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown realtime preset {preset!r}; choose from {', '.join(PRESETS)}")
+        given = {k: v for k, v in locals().items() if k not in ("self", "preset", "__class__") and v is not None}
+        o = {**PRESETS[preset], **given}
+        self.preset, self.options = preset, o
+        self.norm, self.eps = norm_option(o["norm"]), parse_eps(o["eps"])
         self.layer = AdversarialLayer(self.norm, self.eps)
-        self.table_name = confusables
-        self.confuse_opts: dict[str, Any] = {"rate": float(confuse_rate), "max_subs": int(max_subs),
-                                             "fallback": fallback}
-        self.adv_optimizer, self.adv_lr, self.adv_momentum = adv_optimizer, float(adv_lr), float(adv_momentum)
-        self.max_inner_steps = int(max_inner_steps)
-        self.plateau_tol, self.plateau_patience = float(plateau_tol), int(plateau_patience)
+        self.table_name = o["confusables"]
+        self.confuse_opts: dict[str, Any] = {"rate": float(o["confuse_rate"]), "max_subs": int(o["max_subs"]),
+                                             "fallback": o["fallback"]}
+        self.adv_optimizer, self.adv_momentum = o["adv_optimizer"], float(o["adv_momentum"])
+        # sign steps are a size in 0..1 image units ("2/255"); sgd and adam a rate on raw pixel gradients
+        self.adv_lr = to_pixels(parse_eps(o["adv_lr"]) or 0.0) if self.adv_optimizer == "sign" else float(o["adv_lr"])
+        self.max_inner_steps = int(o["max_inner_steps"])
+        self.plateau_tol, self.plateau_patience = float(o["plateau_tol"]), int(o["plateau_patience"])
         if self.max_inner_steps < 1:
             raise ValueError("max_inner_steps must be at least 1")
         if self.max_inner_steps > 2 and not 1 <= self.plateau_patience <= self.max_inner_steps - 2:
@@ -66,7 +87,7 @@ class RealtimeMode(TrainingMode):
             # step (or never) would save nothing
             raise ValueError(f"plateau_patience {self.plateau_patience} can never stop a line before the last of "
                              f"{self.max_inner_steps} inner steps: use 1 to {self.max_inner_steps - 2}")
-        make_adv_optimizer(adv_optimizer, [torch.zeros(1, requires_grad=True)], self.adv_lr)  # validate early
+        make_adv_optimizer(self.adv_optimizer, [torch.zeros(1, requires_grad=True)], self.adv_lr)  # validate early
         self.confuser: TextConfuser | None = None
         self.trace: list | None = None  # set to [] to record (confused labels, [(input, active)]) per batch
 
