@@ -224,7 +224,7 @@ def format_target_table(rows: list[dict]) -> str:
 def run_child(name: str, args, flag: str) -> dict:
     cmd = [sys.executable, __file__, flag, name] + [x for k, v in vars(args).items()
                                                   if k not in ("one", "cost_one", "target_one", "rows", "json", "cost",
-                                                               "seeds")
+                                                               "seeds", "append", "measure_init")
                                                   and v is not None
                                                   and v is not False for x in (f"--{k.replace('_', '-')}", str(v))]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -295,6 +295,7 @@ def main() -> int:
                     help="only the cost: seconds per batch and peak memory growth on the same batches for every mode")
     ap.add_argument("--cost-batches", type=int, default=10)
     ap.add_argument("--append", action="store_true", help="add the rows to those already in --json")
+    ap.add_argument("--measure-init", action="store_true", help="also measure --init itself (no training)")
     ap.add_argument("--target", type=float,
                     help="measure the training time to this validation word accuracy (0..1) instead")
     ap.add_argument("--check-seconds", type=float, default=15.0, help="--target: validate every this many seconds")
@@ -337,9 +338,12 @@ def main() -> int:
     if out.exists() and args.append:  # a second part of the same comparison: keep the rows measured
         rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
     t0 = time.perf_counter()
-    for seed in [int(x) for x in args.seeds.split(",")]:
+    if args.measure_init:  # the start itself, measured by the same protocol
+        rows.append(measure({"row": "start (no training)", "seed": None, "mode": "none", "run": args.init}, args))
+        print(f"start: {json.dumps(rows[-1])}", flush=True)
+    for seed in [int(x) for x in args.seeds.split(",") if x]:
         args.seed = seed
-        for name in args.rows.split(","):
+        for name in [x for x in args.rows.split(",") if x]:
             row = measure(run_child(name, args, "--one"), args)
             rows.append(row)
             print(f"{name} seed {seed}: done ({time.perf_counter() - t0:.0f} s) {json.dumps(row)}", flush=True)
@@ -365,10 +369,12 @@ def format_table(rows: list[dict]) -> str:
             "| time per image vs natural | peak memory vs natural |")
     out = [head, "|" + "---|" * 11]
     for r in rows:
-        out.append(f"| {r['row']} | {r['seed']} | {ci(r, 'clean')} | {ci(r, 'watermark')} | "
-                   f"{ci(r, 'lowres-jpeg')} | {ci(r, 'apgd_4')} | {p(r['targeted_success'])} | "
-                   f"{r['train_lines_per_s']:.0f} | {r['train_images_per_s']:.0f} | "
-                   f"{nat_img / r['train_images_per_s']:.2f}x | {r['peak_rss_growth_mb'] / nat_mem:.2f}x |")
+        cost = ("| - | - | - | - |" if r["mode"] == "none" else
+                f"| {r['train_lines_per_s']:.0f} | {r['train_images_per_s']:.0f} | "
+                f"{nat_img / r['train_images_per_s']:.2f}x | {r['peak_rss_growth_mb'] / nat_mem:.2f}x |")
+        out.append(f"| {r['row']} | {r['seed'] if r['seed'] is not None else '-'} | {ci(r, 'clean')} | "
+                   f"{ci(r, 'watermark')} | {ci(r, 'lowres-jpeg')} | {ci(r, 'apgd_4')} | "
+                   f"{p(r['targeted_success'])} {cost}")
     return "\n".join(out)
 
 

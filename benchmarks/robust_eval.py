@@ -91,7 +91,9 @@ def main() -> int:
                "wall_s": round(time.perf_counter() - t0, 1)}
         result["rows"].append(rec)
         ci = r["robust_word_acc_ci"]
-        where = " (watermark pixels)" if r["region_from"] else ""
+        where = (f" (watermark pixels: {r['region_lines']} lines under one, clean "
+                 f"{100 * r['region_clean_word_acc']:.2f}%, robust {100 * r['region_robust_word_acc']:.2f}%)"
+                 if r["region_from"] else "")
         print(f"{model_name} {cond:<12} {attack:<10} {norm} {r['eps_text']:<7}{where} "
               f"robust {100 * r['robust_word_acc']:6.2f}% [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}] "
               f"(clean {100 * r['clean_word_acc']:.2f}%, {rec['wall_s']} s)", flush=True)

@@ -194,3 +194,4 @@ def test_the_watermark_confined_attack_changes_only_the_watermarks_pixels(setup,
     assert int(r.matched.sum()) >= int(free.matched.sum())  # a smaller region leaves no fewer words
     row = attack_store(model, cs, marked, "apgd", "8/255", steps=5, limit=12, crop="ink", region_from=plain)
     assert row["region_lines"] == 12 and 0.005 < row["region_share"] < 0.5 and not row["problems"]
+    assert row["region_robust_word_acc"] == row["robust_word_acc"]  # every line is under the band here

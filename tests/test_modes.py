@@ -128,3 +128,28 @@ def test_realtime_runs_the_model_on_the_active_lines_only(tiny_store):
     finally:
         hook.remove()
     assert rows == [8, 4, 4, 4] and stats["inner_steps"] == (4 + 4 * 4) / 8
+
+
+def test_realtime_presets_and_the_sign_adversary():
+    """``preset=seed`` is the seed's configuration, any option given replaces the preset's,
+    and the sign adversary moves each pixel by exactly its step."""
+    import pytest
+    import torch
+
+    from ocr_robust.adversarial.perturb import make_adv_optimizer
+
+    seed = MODES["realtime"](preset="seed")
+    assert (seed.norm, seed.eps, seed.adv_optimizer, seed.adv_lr, seed.max_inner_steps) == (None, None, "sgd",
+                                                                                           20000.0, 3)
+    d = MODES["realtime"]()
+    assert d.preset == "default" and d.norm == "linf" and d.adv_optimizer == "sign"
+    assert d.adv_lr == pytest.approx(4.0)  # "4/255" in pixels
+    mixed = MODES["realtime"](preset="seed", max_inner_steps=5, plateau_patience=2)
+    assert mixed.max_inner_steps == 5 and mixed.adv_optimizer == "sgd"
+    with pytest.raises(ValueError, match="unknown realtime preset"):
+        MODES["realtime"](preset="fastest")
+    delta = torch.zeros(2, 3, requires_grad=True)
+    opt = make_adv_optimizer("sign", [delta], 2.0)
+    delta.grad = torch.tensor([[1e-9, -5.0, 0.0], [3.0, -1e-6, 2.0]])
+    opt.step()
+    assert delta.detach().tolist() == [[-2.0, 2.0, 0.0], [-2.0, 2.0, -2.0]]

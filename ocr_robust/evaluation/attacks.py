@@ -82,7 +82,9 @@ class AttackRow(TypedDict):
     targeted_success: float | None  # targeted attacks: the share of lines read as the target
     region_from: str | None  # confined to the watermark: the unmarked store compared with
     region_share: float | None  # ... the share of the lines' pixels the attack could change
-    region_lines: int | None  # ... and the lines with any such pixel
+    region_lines: int | None  # ... the lines with any such pixel
+    region_clean_word_acc: float | None  # ... their clean word accuracy
+    region_robust_word_acc: float | None  # ... and their robust word accuracy
     seconds: float
     skipped: int
     problems: list[str]
@@ -118,6 +120,7 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
     region_px = region_all = region_lines = unmatched = 0
     gen = torch.Generator().manual_seed(seed)
     robust, base = Scores(), Scores()
+    robust_in, base_in = Scores(), Scores()  # the lines under a watermark (region_from)
     successes = 0
     kept: list[AttackedLine] = []
     t0 = time.perf_counter()
@@ -134,7 +137,8 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                 cols = torch.arange(x.shape[-1])[None, :] < batch["widths"][:, None]
                 region_px += int(region.sum())
                 region_all += int(cols.sum()) * x.shape[2]
-                region_lines += int((region.flatten(1).sum(1) > 0).sum())
+                under = (region.flatten(1).sum(1) > 0).tolist()
+                region_lines += sum(under)
             r = att.run(model, x, batch, spec, charset=charset, generator=gen, confused=confused)
             if r.success is not None:
                 successes += int(r.success.sum())
@@ -142,6 +146,11 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                 clean_reads = read_texts(model(x), batch["widths"], charset)
             base.update(clean_reads, batch["texts"])
             robust.update(r.texts, batch["texts"])
+            if ref is not None:
+                for j, t in enumerate(batch["texts"]):
+                    if under[j]:
+                        base_in.add(clean_reads[j], t)
+                        robust_in.add(r.texts[j], t)
             for j, t in enumerate(batch["texts"]):
                 if examples is not None and len(kept) < n_examples:
                     kept.append(AttackedLine.crop(x, r.x_adv, j, int(batch["widths"][j]), t,
@@ -162,6 +171,8 @@ def attack_store(model, charset, data: str | Path, attack: str = "pgd", eps: flo
                      region_from=None if region_from is None else str(region_from),
                      region_share=region_px / region_all if ref is not None and region_all else None,
                      region_lines=region_lines if ref is not None else None,
+                     region_clean_word_acc=base_in.word_acc if ref is not None else None,
+                     region_robust_word_acc=robust_in.word_acc if ref is not None else None,
                      seconds=seconds, skipped=len(ds.problems), problems=problems + ds.problems[:20])
 
 
