@@ -49,10 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # name in the table: (mode, mode options)
 ROWS = {
     "natural": ("natural", {}),
-    "realtime": ("realtime", {}),
+    "realtime": ("realtime", {}),  # the default preset: L-inf 8/255, signed steps of 4/255, 2 inner steps
+    "realtime (3 steps)": ("realtime", {"max_inner_steps": 3}),
     "realtime (seed preset)": ("realtime", {"preset": "seed"}),
-    "realtime (L-inf 4/255)": ("realtime", {"eps": "4/255", "adv_lr": "2/255"}),
-    "realtime (2 steps)": ("realtime", {"max_inner_steps": 2}),
+    "realtime (L-inf 4/255, 3 steps)": ("realtime", {"eps": "4/255", "adv_lr": "2/255", "max_inner_steps": 3}),
     "pgd-at": ("pgd-at", {"eps": "4/255", "steps": 5}),
     "free-at": ("free-at", {"eps": "4/255", "replays": 4}),
     "fgsm-rs": ("fgsm-rs", {"eps": "4/255"}),

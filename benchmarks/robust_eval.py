@@ -23,7 +23,8 @@ clean line names, kept in every condition) are attacked with:
 - an eps sweep of APGD (10 steps, 1 restart) from 1/255 to 32/255 on the clean lines: accuracy
   must fall to near 0, or the attack is broken.
 
-``--parts`` runs some of these (``strong,confusable,confined,square,sweep``); every row
+``--parts`` runs some of these (``strong,confusable,confined,square,sweep``; ``apgd``: of
+the strong attacks only the headline APGD L-inf 4/255); every row
 records its wall-clock time. ``--quick`` is a smoke run (fewer lines and steps) to check the protocol, not a result.
 """
 
@@ -103,8 +104,9 @@ def main() -> int:
     for m in a.models:
         model, charset, info = load_torch_model(m, device)
         for cond in ["clean", *[c for c in conds if c != "clean"]]:
-            if "strong" in parts:
+            if "strong" in parts or "apgd" in parts:
                 row(m, cond, stores[cond], "apgd", "4/255")
+            if "strong" in parts:
                 row(m, cond, stores[cond], "pgd", "4/255")
                 row(m, cond, stores[cond], "apgd", "0.5", norm="l2")
             if "confusable" in parts:

@@ -24,9 +24,11 @@ _COMMON = {"confusables": "confusables:train", "confuse_rate": 0.05, "max_subs":
 PRESETS: dict[str, dict[str, Any]] = {
     # the seed's own configuration (METHODS.md section 1): unbounded, SGD on raw pixel gradients
     "seed": {**_COMMON, "norm": "none", "eps": None, "adv_optimizer": "sgd", "adv_lr": 20000.0, "max_inner_steps": 3},
-    # bounded, signed steps: the strength no longer follows the gradient's scale
+    # the design search's best (benchmarks/RESULTS.md, issue 20): bounded, signed steps (the
+    # strength no longer follows the gradient's scale), 2 inner steps: each line trains on its
+    # clean image and one adversarial image, at 1.09x natural training's time per image
     "default": {**_COMMON, "norm": "linf", "eps": "8/255", "adv_optimizer": "sign", "adv_lr": "4/255",
-                "max_inner_steps": 3},
+                "max_inner_steps": 2},
 }
 
 
@@ -40,10 +42,12 @@ class RealtimeMode(TrainingMode):
     ``L2`` pushes the image toward the confused reading), and ``L1`` (CTC to the true label)
     into the weights only, accumulated. A line stops when the model reads its confused label
     (a success), when its ``L2`` has changed by less than ``plateau_tol`` (relative) for
-    ``plateau_patience`` steps in a row (reachable: at most ``max_inner_steps`` - 2), or at
-    ``max_inner_steps``; a line with no confused target is trained on clean, once. A line
-    that has stopped leaves the batch: each step runs the model on the active lines only, and
-    success is checked on the device (``losses.reads_exactly``). The accumulated weight
+    ``plateau_patience`` steps in a row (reachable: at most ``max_inner_steps`` - 2; with 2
+    inner steps, the default, L2's change is known only at the last step, so success is the
+    one rule that stops a line early), or at ``max_inner_steps``; a line with no confused
+    target is trained on clean, once. A line that has stopped leaves the batch: each step
+    runs the model on the active lines only, and success is checked on the device
+    (``losses.reads_exactly``). The accumulated weight
     gradient is divided by the number of images it summed, so the Trainer's one optimizer
     step equals a step on one big batch of every intermediate adversarial image.
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The recipe of pretrained/latin-robust: the default model (pretrained/latin) fine-tuned with
+# the realtime adversary in the configuration that did best in the design search of
+# benchmarks/bench_defences.py (issue 20; figures in benchmarks/RESULTS.md).
+#
+#   benchmarks/train_latin_robust.sh [RUN] [MINUTES]    # RUN defaults to runs/latin-robust
+#
+# 1. the fine-tuning corpus under $DATA (default data/ft): pages of the real corpus's
+#    training split (benchmarks/corpus/train.txt), clean, watermarked (training styles,
+#    blur, JPEG) and low-resolution; a store already built is reused.
+# 2. training: `--mode realtime` (the default preset: L-inf 8/255, signed steps of 4/255)
+#    with 2 inner steps, from pretrained/latin, a constant learning rate of 1e-4, for
+#    MINUTES (default 4) of training, as every row of bench_defences.py is trained.
+#    A time limit makes the number of steps depend on the machine's speed.
+# 3. the export of RUN to pretrained/latin-robust (ONNX, int8 ONNX, safetensors, model.json).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+RUN=${1:-runs/latin-robust}
+MINUTES=${2:-4}
+DATA=${DATA:-data/ft}
+OCR=${OCR:-"$root/.venv/bin/python -m ocr_robust"}
+LIST="$here/corpus/train.txt"
+[ -f "$LIST" ] || { echo "train_latin_robust.sh: $LIST is missing (python benchmarks/real_corpus.py)" >&2; exit 2; }
+mkdir -p "$DATA"
+stamp() { echo "[$(date +%T)] $*"; }
+build() {  # NAME ARGS...: one store, skipped when it is complete
+  local name=$1; shift
+  if [ -f "$DATA/$name/ingest.json" ]; then stamp "reuse $DATA/$name"; return; fi
+  rm -rf "$DATA/$name"
+  stamp "ingest $name"
+  $OCR ingest @"$LIST" "$@" --out "$DATA/$name" --lmdb --quiet
+}
+build real-clean --max-pages 1 --seed 21
+build real-marked --max-pages 2 --seed 22 --dpi 120 --watermarks train --watermark-fraction 0.85 \
+  --degrade blur:0.3-0.9,jpeg:45-90
+build real-lowres --max-pages 1 --seed 23 --watermarks train --watermark-fraction 0.5 \
+  --degrade downscale:0.45-0.75,jpeg:30-60
+printf '%s\n' real-clean real-marked real-lowres > "$DATA/stores.txt"
+stamp "train $RUN ($MINUTES min)"
+$OCR train --data "$DATA/stores.txt" --init "$root/pretrained/latin" --mode realtime --opt max_inner_steps=2 \
+  --epochs 2 --batch-size 32 --lr 1e-4 --schedule constant --seed 0 --time-limit "$MINUTES" --notext-rate 0.05 \
+  --sampler hard --report-images 0 --out "$RUN" --overwrite
+stamp "export"
+$OCR export --model "$RUN" --out "$root/pretrained/latin-robust" --format onnx --quantize int8
+stamp "done"
