@@ -73,7 +73,8 @@ anchors: setup
 bench-ingest: setup
 	$(PY) benchmarks/bench_ingest.py
 
-# the training modes compared; needs the demo's data and run (make demo first)
+# the training modes compared on real documents; needs data/ft (benchmarks/train_latin_robust.sh builds it)
+# and the real-document suite benchmarks/work/real-suite (RESULTS.md, "Real documents")
 bench-defences: setup
 	$(PY) benchmarks/bench_defences.py
 

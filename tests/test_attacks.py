@@ -195,3 +195,21 @@ def test_the_watermark_confined_attack_changes_only_the_watermarks_pixels(setup,
     row = attack_store(model, cs, marked, "apgd", "8/255", steps=5, limit=12, crop="ink", region_from=plain)
     assert row["region_lines"] == 12 and 0.005 < row["region_share"] < 0.5 and not row["problems"]
     assert row["region_robust_word_acc"] == row["robust_word_acc"]  # every line is under the band here
+
+
+def test_the_shipped_robust_model_reads_and_resists_apgd_better_than_the_default(setup, tiny_store):
+    """``pretrained/latin-robust`` (FGSM-RS fine-tuning of the default, issue 20) reads the
+    generated lines about as well as the default and keeps more of their words under APGD."""
+    model, cs, b = setup
+    robust, cs2, info = load_torch_model(Path(default_model()).parent / "latin-robust")
+    assert info["crop"] == "ink" and cs2.chars == cs.chars
+    left = {}
+    for name, m in (("default", model), ("robust", robust)):
+        with model_state(m, train=False):
+            clean = words_matched(_read(m, b["images"], b, cs), b["texts"])
+            r = apgd(m, *_args(b), eps=4 / 255, steps=10, charset=cs, truths=b["texts"],
+                     generator=torch.Generator().manual_seed(7))
+        left[name] = (sum(clean), int(r.matched.sum()))
+    words = sum(len(t.split()) for t in b["texts"])
+    assert left["robust"][0] >= 0.8 * words, left
+    assert left["robust"][1] > left["default"][1], left
