@@ -22,18 +22,7 @@ RUN=${1:-runs/latin}
 LIMIT1=${2:-80}
 LIMIT2=${3:-85}
 DATA=${DATA:-data/latin}
-OCR=${OCR:-"$root/.venv/bin/python -m ocr_robust"}
-LIST="$here/corpus/train.txt"
-[ -f "$LIST" ] || { echo "train_latin.sh: $LIST is missing (python benchmarks/real_corpus.py)" >&2; exit 2; }
-mkdir -p "$DATA"
-stamp() { echo "[$(date +%T)] $*"; }
-build() {  # NAME ARGS...: one store, skipped when it is complete
-  local name=$1; shift
-  if [ -f "$DATA/$name/ingest.json" ]; then stamp "reuse $DATA/$name"; return; fi
-  rm -rf "$DATA/$name"
-  stamp "ingest $name"
-  $OCR ingest "$@" --out "$DATA/$name" --lmdb --quiet
-}
+. "$here/recipe-common.sh"
 build real-clean @"$LIST" --max-pages 4 --seed 1
 build real-marked @"$LIST" --max-pages 4 --seed 2 --dpi 120 --watermarks train --watermark-fraction 0.85 \
   --degrade blur:0.3-0.9,jpeg:45-90

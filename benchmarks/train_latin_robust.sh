@@ -21,22 +21,11 @@ root="$(dirname "$here")"
 RUN=${1:-runs/latin-robust}
 MINUTES=${2:-4}
 DATA=${DATA:-data/ft}
-OCR=${OCR:-"$root/.venv/bin/python -m ocr_robust"}
-LIST="$here/corpus/train.txt"
-[ -f "$LIST" ] || { echo "train_latin_robust.sh: $LIST is missing (python benchmarks/real_corpus.py)" >&2; exit 2; }
-mkdir -p "$DATA"
-stamp() { echo "[$(date +%T)] $*"; }
-build() {  # NAME ARGS...: one store, skipped when it is complete
-  local name=$1; shift
-  if [ -f "$DATA/$name/ingest.json" ]; then stamp "reuse $DATA/$name"; return; fi
-  rm -rf "$DATA/$name"
-  stamp "ingest $name"
-  $OCR ingest @"$LIST" "$@" --out "$DATA/$name" --lmdb --quiet
-}
-build real-clean --max-pages 1 --seed 21
-build real-marked --max-pages 2 --seed 22 --dpi 120 --watermarks train --watermark-fraction 0.85 \
+. "$here/recipe-common.sh"
+build real-clean @"$LIST" --max-pages 1 --seed 21
+build real-marked @"$LIST" --max-pages 2 --seed 22 --dpi 120 --watermarks train --watermark-fraction 0.85 \
   --degrade blur:0.3-0.9,jpeg:45-90
-build real-lowres --max-pages 1 --seed 23 --watermarks train --watermark-fraction 0.5 \
+build real-lowres @"$LIST" --max-pages 1 --seed 23 --watermarks train --watermark-fraction 0.5 \
   --degrade downscale:0.45-0.75,jpeg:30-60
 printf '%s\n' real-clean real-marked real-lowres > "$DATA/stores.txt"
 stamp "train $RUN ($MINUTES min)"
