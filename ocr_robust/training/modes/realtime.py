@@ -135,19 +135,16 @@ class RealtimeMode(TrainingMode):
         first: dict = {}
         for k in range(self.max_inner_steps):
             # S2-S3: one forward of the lines still active only (the batch compacted), both losses
-            rows = None if bool(active.all()) else active.nonzero().flatten()
-            x_in = self.layer(b.x, rows)
+            live = active.clone()
+            rows = live.nonzero().flatten().cpu()
+            x_in = self.layer(b.x, None if bool(live.all()) else rows.to(dev))
             if self.trace is not None:
                 if k == 0:
                     self.trace.append((confused, []))
-                self.trace[-1][1].append((self.layer(b.x).detach().clone(), active.clone()))
+                self.trace[-1][1].append((self.layer(b.x).detach().clone(), live.clone()))
             logp = forward(model, x_in, ctx)
-            widths = b.widths if rows is None else b.widths[rows.cpu()]
-            live = torch.ones(n, dtype=torch.bool, device=dev) if rows is None else active.clone()
-            t_rows = t_padded if rows is None else t_padded[rows.cpu()]
-            c_rows = c_padded if rows is None else c_padded[rows]
-            t_len = b.lengths if rows is None else b.lengths[rows.cpu()]
-            c_len = c_lengths if rows is None else c_lengths[rows.cpu()]
+            widths, t_len, c_len = b.widths[rows], b.lengths[rows], c_lengths[rows]
+            t_rows, c_rows = t_padded[rows], c_padded[rows.to(dev)]
             l1 = ctc_per_line(logp, t_rows[t_rows >= 0], t_len, widths)
             l2 = ctc_per_line(logp, c_rows[c_rows >= 0], c_len, widths)
             l2_full = torch.zeros(n, device=dev).masked_scatter(live, l2.detach().float())
@@ -167,7 +164,7 @@ class RealtimeMode(TrainingMode):
             last = k == self.max_inner_steps - 1 or not bool(still.any())
             # S4: L2 to the perturbation only (not after the last step: it would move nothing),
             # L1 to the weights only (accumulated)
-            w2 = (~no_target[live]).to(l2.dtype) if rows is not None else (~no_target).to(l2.dtype)
+            w2 = (~no_target[live]).to(l2.dtype)
             if not last:
                 (g_delta,) = torch.autograd.grad((l2 * w2).sum(), delta, retain_graph=True)
             l1.sum().backward(inputs=params)
