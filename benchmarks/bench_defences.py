@@ -53,6 +53,10 @@ ROWS = {
     "realtime (3 steps)": ("realtime", {"max_inner_steps": 3}),
     "realtime (seed preset)": ("realtime", {"preset": "seed"}),
     "realtime (L-inf 4/255, 3 steps)": ("realtime", {"eps": "4/255", "adv_lr": "2/255", "max_inner_steps": 3}),
+    # a random start (FGSM-RS's, N-FGSM's noise): the first inner step trains on a noisy line
+    "realtime (random start, L-inf 4/255)": ("realtime", {"eps": "4/255", "start": "4/255", "adv_lr": "5/255"}),
+    "realtime (random start, L-inf 4/255, 3 steps)": ("realtime", {"eps": "4/255", "start": "4/255",
+                                                                   "adv_lr": "2/255", "max_inner_steps": 3}),
     "pgd-at": ("pgd-at", {"eps": "4/255", "steps": 5}),
     "free-at": ("free-at", {"eps": "4/255", "replays": 4}),
     "fgsm-rs": ("fgsm-rs", {"eps": "4/255"}),

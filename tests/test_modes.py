@@ -153,3 +153,38 @@ def test_realtime_presets_and_the_sign_adversary():
     delta.grad = torch.tensor([[1e-9, -5.0, 0.0], [3.0, -1e-6, 2.0]])
     opt.step()
     assert delta.detach().tolist() == [[-2.0, 2.0, 0.0], [-2.0, 2.0, -2.0]]
+
+
+def test_realtime_random_start_trains_its_first_step_on_a_noisy_line_within_the_budget(tiny_store):
+    """``start`` draws the perturbation uniformly in its box, inside the budget and off the
+    padding, the same for the same seed and step: the first inner step reads a noisy image,
+    not the clean one; the default (the seed's S1) starts at zero."""
+    import torch
+
+    from ocr_robust.charset import Charset
+    from ocr_robust.data.dataset import LineDataset, collate
+    from ocr_robust.models import build_model
+    from ocr_robust.training import StepContext
+
+    cs = Charset.load("latin")
+    ds = LineDataset.open(tiny_store, cs)
+    batch = collate([ds[i] for i in range(6)])
+    model = build_model("crnn-small", num_classes=cs.num_classes)
+    ctx = StepContext(torch.device("cpu"), False, 0, 0, cs, {}, seed=0)
+    x = batch["images"]
+    pad = torch.arange(x.shape[-1])[None, :] >= batch["widths"][:, None]
+
+    def first_input(**opts):
+        mode = MODES["realtime"](eps="4/255", max_inner_steps=2, **opts)
+        mode.trace = []
+        mode.step(model, batch, ctx)
+        model.zero_grad()
+        return mode.trace[0][1][0][0]
+
+    assert torch.equal(first_input(), x)
+    noisy = first_input(start="2/255")
+    d = noisy - x
+    assert d.abs().max() <= 2.0 + 1e-4 and d.abs().mean() > 0.25  # white paper clips the upward half
+    assert float(d.abs().amax(dim=(1, 2))[pad].max()) == 0.0  # the padding is never touched
+    assert torch.equal(noisy, first_input(start="2/255"))
+    assert first_input(start="8/255").sub(x).abs().max() <= 4.0 + 1e-4  # projected into eps 4/255

@@ -73,7 +73,9 @@ class AdversarialLayer(nn.Module):
     """The trainable perturbation ``G`` in front of the network (METHODS.md section 1).
 
     ``reset(x, widths)`` makes a zero tensor of the batch's shape (B x C x H x W) with
-    ``requires_grad``; ``forward(x)`` returns ``clip(x + delta, 0, 255)``; the model then
+    ``requires_grad`` (the seed's S1); ``reset(..., start=s)`` starts it instead uniformly in
+    ``[-s, s]`` (0..1 units) per pixel, then projects it (a random start, as FGSM-RS and
+    N-FGSM take); ``forward(x)`` returns ``clip(x + delta, 0, 255)``; the model then
     normalises as usual. ``project()`` after each adversary step keeps ``delta`` inside its
     budget: the pixel range always, and an L-inf or L2 ball of ``eps`` (0..1 units) per line
     in the bounded mode (``norm`` set); with ``norm=None`` the perturbation is unbounded, as
@@ -91,10 +93,17 @@ class AdversarialLayer(nn.Module):
         self._x: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
 
-    def reset(self, x: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+    def reset(self, x: torch.Tensor, widths: torch.Tensor | None = None, start: float | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
         self._x = x.detach()
         self._mask = width_mask(x, widths) if widths is not None else None
-        self.delta = torch.zeros_like(self._x, requires_grad=True)
+        self.delta = torch.zeros_like(self._x)
+        if start:
+            # drawn on the CPU, where the generators live: the same start on every device
+            noise = torch.empty(self._x.shape).uniform_(-1.0, 1.0, generator=generator)
+            self.delta.copy_(noise.to(self.delta.device) * to_pixels(start))
+            self.project()
+        self.delta.requires_grad_(True)
         return self.delta
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:

@@ -20,7 +20,7 @@ __all__ = ["PRESETS", "RealtimeMode"]
 
 
 _COMMON = {"confusables": "confusables:train", "confuse_rate": 0.05, "max_subs": 3, "fallback": "edit",
-           "adv_momentum": 0.0, "plateau_tol": 0.02, "plateau_patience": 1}
+           "start": 0.0, "adv_momentum": 0.0, "plateau_tol": 0.02, "plateau_patience": 1}
 PRESETS: dict[str, dict[str, Any]] = {
     # the seed's own configuration (METHODS.md section 1): unbounded, SGD on raw pixel gradients
     "seed": {**_COMMON, "norm": "none", "eps": None, "adv_optimizer": "sgd", "adv_lr": 20000.0, "max_inner_steps": 3},
@@ -57,7 +57,9 @@ class RealtimeMode(TrainingMode):
     a trained model, so a pixel moves a few levels per step). ``default`` bounds the
     perturbation (``norm: linf``, ``eps``) and takes signed steps of ``adv_lr`` in 0..1
     image units (``adv_optimizer: sign``), whose strength does not follow the gradient's
-    scale.
+    scale. ``start`` (0..1 units, default 0: the seed's zero start) draws the perturbation's
+    start uniformly in ``[-start, start]``: the first inner step then trains on a noisy image
+    instead of the clean one (the random start of FGSM-RS, the noise of N-FGSM).
     """
 
     name = "realtime"
@@ -66,7 +68,8 @@ class RealtimeMode(TrainingMode):
 
     def __init__(self, preset: str = "default", confusables: str | None = None, confuse_rate: float | None = None,
                  max_subs: int | None = None, fallback: str | None = None, norm: str | None = None,
-                 eps: str | float | None = None, adv_optimizer: str | None = None, adv_lr: str | float | None = None,
+                 eps: str | float | None = None, start: str | float | None = None, adv_optimizer: str | None = None,
+                 adv_lr: str | float | None = None,
                  adv_momentum: float | None = None, max_inner_steps: int | None = None,
                  plateau_tol: float | None = None, plateau_patience: int | None = None):
         if preset not in PRESETS:
@@ -76,6 +79,7 @@ class RealtimeMode(TrainingMode):
         self.preset, self.options = preset, o
         self.norm, self.eps = norm_option(o["norm"]), parse_eps(o["eps"])
         self.layer = AdversarialLayer(self.norm, self.eps)
+        self.start = parse_eps(o["start"]) or 0.0
         self.table_name = o["confusables"]
         self.confuse_opts: dict[str, Any] = {"rate": float(o["confuse_rate"]), "max_subs": int(o["max_subs"]),
                                              "fallback": o["fallback"]}
@@ -123,8 +127,10 @@ class RealtimeMode(TrainingMode):
         # descend: descending the CTC of its own text would make it easier, so it is left clean
         no_target = torch.tensor([c == t for c, t in zip(confused, batch["texts"])], device=dev)
         params = [p for p in model.parameters() if p.requires_grad]
-        # S1: the perturbation starts at zero, with its own optimizer and no gradient
-        delta = self.layer.reset(b.x, b.widths)
+        # S1: the perturbation starts at zero (or, with ``start``, uniform noise of that size),
+        # with its own optimizer and no gradient
+        gen = torch.Generator().manual_seed(rng.getrandbits(63)) if self.start else None
+        delta = self.layer.reset(b.x, b.widths, start=self.start, generator=gen)
         adv_opt = make_adv_optimizer(self.adv_optimizer, [delta], self.adv_lr, self.adv_momentum)
         adv_opt.zero_grad(set_to_none=True)
         active = torch.ones(n, dtype=torch.bool, device=dev)
