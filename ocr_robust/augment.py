@@ -13,12 +13,13 @@ is most of a 17-px crop of 5-pt print).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import albumentations as A
 import cv2
 import numpy as np
 
-__all__ = ["MIN_SIDE", "line_augmenter", "Augment"]
+__all__ = ["MIN_SIDE", "line_augmenter", "Augment", "AugmentPlan", "parse_augment"]
 
 MIN_SIDE = 8  # pixels; down-scaling a thinner image by 0.3 leaves nothing (OpenCV refuses an empty size)
 
@@ -83,3 +84,48 @@ class Augment:
         if min(img.shape[:2]) < MIN_SIDE:  # a line of dots or underscores cut to its ink: too small to degrade
             return img
         return self.pipeline(image=img)["image"]
+
+
+@dataclass(frozen=True)
+class AugmentPlan:
+    """What ``--augment`` asks for: the classic strength (this module's pipeline, per line,
+    0: off) and region dropout (``ocr_robust.generative.erase``, per batch): its fill
+    (``flat``, ``noise``, ``patchgan``) and, for ``patchgan``, the generator's folder; SAN
+    backgrounds composited behind the lines (``ocr_robust.generative.backgrounds``, per
+    batch): the SAN's folder."""
+
+    strength: float = 1.0
+    dropout: str | None = None
+    generator: str | None = None
+    background: str | None = None
+
+
+def parse_augment(value: float | int | str) -> AugmentPlan:
+    """``1.0`` -> classic only; ``"cutout"``, ``"cutout:noise"``, ``"patchgan:GEN"``,
+    ``"san:SAN"``, alone or after a strength (``"0.5,patchgan:gen,san:san"``); with no
+    strength given it stays 1.0."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return AugmentPlan(float(value))
+    strength, dropout, generator, background = 1.0, None, None, None
+    for item in (x.strip() for x in str(value).split(",") if x.strip()):
+        kind, _, arg = item.partition(":")
+        try:
+            strength = float(item)
+            continue
+        except ValueError:
+            pass
+        if kind == "san" and arg and background is None:
+            background = arg
+            continue
+        if dropout is not None and kind in ("cutout", "patchgan"):
+            raise ValueError(f"augment {value!r}: one region dropout at a time, got {dropout} and {item}")
+        if kind == "cutout" and arg in ("", "flat", "noise"):
+            dropout = arg or "flat"
+        elif kind == "patchgan" and arg:
+            dropout, generator = "patchgan", arg
+        else:
+            raise ValueError(f"augment {value!r}: {item!r} is not a strength, cutout, cutout:noise, patchgan:GEN "
+                             "or san:SAN (once)")
+    if strength < 0:
+        raise ValueError(f"augment {value!r}: a negative strength")
+    return AugmentPlan(strength, dropout, generator, background)

@@ -95,7 +95,7 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     cfg = IngestConfig(out=a.out, dpi=a.dpi, lmdb=a.lmdb, degrade=a.degrade or "", charset=a.charset, seed=a.seed,
                        workers=a.workers, margin=a.margin, max_page_pixels=a.max_page_pixels,
                        watermarks=a.watermarks or "", watermark_fraction=a.watermark_fraction, max_pages=a.max_pages,
-                       page_timeout=a.page_timeout)
+                       page_timeout=a.page_timeout, backgrounds=a.backgrounds)
     s = ingest(pdfs, cfg, progress=not a.quiet)
     print(format_summary(s))
     if a.json:
@@ -168,7 +168,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
         if "bool" in kinds:
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = int if "int" in kinds else float if "float" in kinds else str
+            # a field that takes a number or a word (augment: 1.0 or patchgan:GEN) is parsed by the config
+            kw["type"] = str if "str" in kinds else int if "int" in kinds else float if "float" in kinds else str
             kw["metavar"] = f.name.upper() if not f.metadata.get("choices") else None
             if f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
@@ -196,6 +197,7 @@ def train_config(a: argparse.Namespace):
 def cmd_train(a: argparse.Namespace) -> int:
     from .training import Trainer
     from .training.checkpoint import STATE_FILE, clear_run, run_files
+    from .training.distill import prepare_teachers
 
     cfg = train_config(a)
     if a.resume and a.overwrite:
@@ -208,6 +210,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise InputError(cfg.out, f"nothing to resume: no training state ({STATE_FILE}) in it; start without --resume")
     if a.overwrite:
         clear_run(cfg.out)
+    cfg = prepare_teachers(cfg, progress=not a.quiet)  # --distill-folds: the fold teachers first
     trainer = Trainer(cfg, progress=not a.quiet)
     for p in trainer.problems[:20]:
         print(f"skipped: {p}", file=sys.stderr)
@@ -224,6 +227,46 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"{r['unreadable']} lines skipped: their images did not decode (see above)", file=sys.stderr)
     print(f"trained {r['epochs']} epochs ({r['steps']} steps, {r['seconds']:.0f} s, stopped by {r['stopped']}); "
           f"best validation word accuracy {100 * r['best_val_word_acc']:.2f}%; run in {cfg.out}")
+    return 0
+
+
+def cmd_patchgan(a: argparse.Namespace) -> int:
+    from .generative.patchgan import PatchGANConfig, train_patchgan
+    from .training.checkpoint import run_files
+
+    out = Path(a.out)
+    if (out / "generator.safetensors").exists() and not a.overwrite:
+        raise InputError(out, "already holds a patch GAN: --overwrite trains it anew, or choose another --out")
+    cfg = PatchGANConfig(data=a.data, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
+                         batch_size=a.batch_size, lr=a.lr, adv_weight=a.adv_weight, seed=a.seed, device=a.device,
+                         time_limit_min=a.time_limit)
+    if run_files(out):
+        raise InputError(out, "holds a training run: give the patch GAN its own folder")
+    r = train_patchgan(cfg, progress=not a.quiet)
+    last = r["history"][-1]
+    print(f"trained {len(r['history'])} epochs ({r['seconds']:.0f} s, stopped by {r['stopped']}): validation hole L1 "
+          f"{last['val_hole_l1']:.4f} (the flat fill: {last['val_hole_l1_flat']:.4f}); generator and galleries in "
+          f"{out}")
+    return 0
+
+
+def cmd_san(a: argparse.Namespace) -> int:
+    from .generative.san import SANTrainConfig, train_san
+    from .training.checkpoint import run_files
+
+    out = Path(a.out)
+    if (out / "san.safetensors").exists() and not a.overwrite:
+        raise InputError(out, "already holds a SAN: --overwrite trains it anew, or choose another --out")
+    if run_files(out):
+        raise InputError(out, "holds a training run: give SAN its own folder")
+    cfg = SANTrainConfig(data=a.data, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
+                         batch_size=a.batch_size, lr=a.lr, feature_model=a.feature_model or "", seed=a.seed,
+                         device=a.device, time_limit_min=a.time_limit)
+    r = train_san(cfg, progress=not a.quiet)
+    last = r["history"][-1]
+    floor = r["history"][0].get("fid_real_halves")
+    print(f"trained {len(r['history'])} epochs ({r['seconds']:.0f} s, stopped by {r['stopped']}): FID-like distance "
+          f"{last['fid']:.3f} (real against real: {floor:.3f}); SAN, galleries and fid.png in {out}")
     return 0
 
 
@@ -449,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-pages", type=int, default=0, help="per PDF, ingest this many pages drawn by --seed (0: all)")
     s.add_argument("--page-timeout", type=float, default=ing.page_timeout,
                    help="seconds per page (and per PDF's opening); a page past it is reported and skipped")
+    s.add_argument("--backgrounds", type=int, default=0,
+                   help="write up to N text-free crops per page instead of its lines (empty labels): margins, gaps, "
+                        "watermark strokes and stamps, for `san train`")
     s.add_argument("--json", help="also write the summary to this file (it is always in OUT/ingest.json)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_ingest)
@@ -476,6 +522,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_config_flags(s, TrainConfig)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("patchgan", help="train the patch GAN that fills region dropout's holes (seed 001)")
+    s.add_argument("action", choices=["train"])
+    s.add_argument("--data", required=True, help="line store(s) whose images it learns (labels unused)")
+    s.add_argument("--out", required=True, help="folder for generator.safetensors, patchgan.json and gallery/")
+    s.add_argument("--epochs", type=int, default=5)
+    s.add_argument("--steps-per-epoch", type=int, default=200, help="batches of windows per epoch")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--adv-weight", type=float, default=0.01, help="the adversarial loss's weight beside the hole L1")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--time-limit", type=float, help="stop after this many minutes (the epoch's gallery is written)")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_patchgan)
+
+    s = sub.add_parser("san", help="train SAN, the self-adversarial background generator (seed 002)")
+    s.add_argument("action", choices=["train"])
+    s.add_argument("--data", required=True, help="a store of text-free crops (ingest --backgrounds N writes one)")
+    s.add_argument("--out", required=True, help="folder for san.safetensors, san.json, fid.png and gallery/")
+    s.add_argument("--epochs", type=int, default=5)
+    s.add_argument("--steps-per-epoch", type=int, default=200)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--feature-model", help="the recognizer whose CNN gives the FID-like features (default: the "
+                                           "shipped model)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--time-limit", type=float, help="stop after this many minutes (the epoch's gallery is written)")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_san)
 
     s = sub.add_parser("attack", help="robust accuracy under white-box attacks (FGSM, PGD, targeted confusable)")
     s.add_argument("--model", required=True, help="a run folder or an export folder")

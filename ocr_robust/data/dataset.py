@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator, NotRequired, Sequence, TypedDict
+from typing import Any, Callable, Iterator, NotRequired, Sequence, TypedDict
 
 import numpy as np
 import torch
@@ -135,6 +135,7 @@ class LineBatch(TypedDict):
     indices: torch.Tensor
     unreadable: list[str]  # lines of the batch left out: their images did not decode
     region: NotRequired[torch.Tensor]  # N x 1 x H x W, 1 where an attack may change a pixel (attack_store)
+    soft: NotRequired[Any]  # the teachers' SoftTargets for the batch (training.distill), when distilling
 
 
 def collate(batch: list[LineSample]) -> LineBatch:

@@ -9,6 +9,8 @@ All are grey uint8, ``height`` x ``width``, drawn from a NumPy generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import torch
@@ -76,9 +78,12 @@ def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind
     raise ValueError(f"unknown no-text kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
-def add_notext(batch: LineBatch, rate: float, rng: np.random.Generator) -> LineBatch:
+def add_notext(batch: LineBatch, rate: float, rng: np.random.Generator,
+               source: Callable[[np.random.Generator, int, int], np.ndarray] | None = None) -> LineBatch:
     """Append ``round(rate * N)`` (at least one with probability ``rate * N`` when that is
-    below one) no-text images with empty labels to a collated batch, as wide as its lines."""
+    below one) no-text images with empty labels to a collated batch, as wide as its lines;
+    ``source(rng, width, height)`` makes them (default :func:`make_notext`; SAN's
+    backgrounds with ``--notext-source san:SAN``)."""
     n = len(batch["texts"])
     expected = rate * n
     k = int(expected) + int(rng.random() < expected - int(expected))
@@ -90,7 +95,7 @@ def add_notext(batch: LineBatch, rate: float, rng: np.random.Generator) -> LineB
     for _ in range(k):
         w = int(rng.integers(max(4, W // 4), W + 1))
         img = np.full((x.shape[-2], W), 255, np.uint8)
-        img[:, :w] = make_notext(rng, w, x.shape[-2])
+        img[:, :w] = (source or make_notext)(rng, w, x.shape[-2])
         img[:, w:] = int(np.median(img[:, w - 1]))
         extra.append(img)
         widths.append(w)

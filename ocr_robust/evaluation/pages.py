@@ -25,7 +25,8 @@ from ..adversarial.attacks import confusable_attack, read_texts
 from ..data.dataset import BucketBatchSampler, LineDataset, collate
 from ..models import model_state
 
-__all__ = ["DEFAULT_VAL_ATTACK", "AttackedLine", "attack_validation", "amplified", "write_page"]
+__all__ = ["DEFAULT_VAL_ATTACK", "AttackedLine", "attack_validation", "amplified", "write_page", "html_page",
+           "write_gallery"]
 
 DEFAULT_VAL_ATTACK = {"eps": 8 / 255, "norm": "linf", "steps": 10, "rule": "sign", "step_size": 2 / 255}
 
@@ -112,13 +113,35 @@ def write_page(lines: list[AttackedLine], out_dir: Path, title: str, easy_share:
             f"<b>read (attacked)</b> <code>{e(ln.read)}</code> {'(easy: still right)' if ln.easy else ''}<br>"
             f"|delta| max {np.abs(d).max()}/255, mean {np.abs(d).mean():.2f}</td></tr>")
     share = "" if easy_share is None else f"<p>easy share under attack (read correctly): {100 * easy_share:.1f}%</p>"
+    intro = (f"{share}<p>Each row: original (top), adversarial image (middle), perturbation amplified (bottom, grey "
+             "= 0). If the adversarial images no longer look like the text, stop training: create the file STOP in "
+             "the run folder (or press Ctrl-C) and the run ends cleanly with a checkpoint.</p>")
+    return html_page(out_dir, title, intro, rows)
+
+
+def html_page(out_dir: Path, title: str, intro_html: str, rows: list[str]) -> Path:
+    """``out_dir/index.html``: a title, an introduction and a table of ``rows`` (``<tr>``)."""
     page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>body{{font-family:sans-serif}}td{{border-bottom:1px solid #ccc;padding:4px;vertical-align:top}}"
-            f"img{{image-rendering:pixelated}}</style><h1>{html.escape(title)}</h1>{share}"
-            "<p>Each row: original (top), adversarial image (middle), perturbation amplified (bottom, grey = 0). "
-            "If the adversarial images no longer look like the text, stop training: create the file STOP in the "
-            "run folder (or press Ctrl-C) and the run ends cleanly with a checkpoint.</p>"
+            f"img{{image-rendering:pixelated}}</style><h1>{html.escape(title)}</h1>{intro_html}"
             f"<table>{''.join(rows)}</table>")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def write_gallery(samples: list[list[tuple[str, np.ndarray]]], out_dir: Path, title: str, intro: str = "",
+                  scale: int = 2) -> Path:
+    """A gallery page: one row per sample, each a list of (caption, grey image) shown side
+    by side, enlarged ``scale`` times; the PNGs beside ``index.html``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, cells in enumerate(samples):
+        tds = []
+        for j, (caption, img) in enumerate(cells):
+            name = f"{i:03d}-{j}.png"
+            big = cv2.resize(img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+            cv2.imwrite(str(out_dir / name), big)
+            tds.append(f"<td>{html.escape(caption)}<br><img src='{name}'></td>")
+        rows.append(f"<tr>{''.join(tds)}</tr>")
+    return html_page(out_dir, title, f"<p>{html.escape(intro)}</p>" if intro else "", rows)

@@ -73,6 +73,7 @@ class IngestConfig:
     pages_seed: int | None = None  # which pages ``max_pages`` draws; None: ``seed``
     page_timeout: float = PAGE_TIMEOUT_S  # seconds per page (and per file opening); past it the page fails
     page_memory_mb: int = 4096  # what a page process may allocate (big pages, degradations); past it the page fails
+    backgrounds: int = 0  # > 0: instead of its lines, up to this many text-free crops per page (empty labels)
 
 
 @dataclass
@@ -135,6 +136,12 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
                                                          np.random.default_rng(_page_seed(cfg.seed, path, pno)))
         charset = _charset(cfg.charset)
         scale = cfg.dpi / 72.0
+        if cfg.backgrounds:
+            bg_rng = np.random.default_rng(_page_seed(cfg.seed + 1, path, pno))
+            for crop in background_crops(img, [ln.bbox for ln in lines], scale, cfg.backgrounds, bg_rng, cfg.dpi):
+                ok, png = cv2.imencode(".png", crop)
+                res.lines.append(("", png.tobytes()))
+            return res
         for ln in lines:
             text = normalise_text(ln.text)
             if not text:
@@ -159,6 +166,40 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
     except Exception as e:  # a broken page must not take the other pages with it
         res.error = f"{type(e).__name__}: {e}".strip()
     return res
+
+
+def background_crops(img: np.ndarray, boxes: list, scale: float, n: int, rng: np.random.Generator,
+                     dpi: int = 150) -> list[np.ndarray]:
+    """Up to ``n`` line-shaped crops of a page raster that no body-text line touches (each
+    line's box, ``boxes`` in points, grown by half its height): margins, gaps, figures, and
+    the page's watermark strokes and stamps, whose text is no body text. At most a third of
+    them may be plain (grey-level standard deviation under 2), so most show some texture."""
+    h_img, w_img = img.shape[:2]
+    mask = np.zeros((h_img, w_img), bool)
+    for x0, y0, x1, y1 in boxes:
+        m = 0.5 * (y1 - y0) * scale
+        ys, xs = max(0, int(y0 * scale - m)), max(0, int(x0 * scale - m))
+        mask[ys:int(y1 * scale + m) + 1, xs:int(x1 * scale + m) + 1] = True
+    k = dpi / 150.0
+    out: list[np.ndarray] = []
+    plain = 0
+    for _ in range(40 * n):
+        if len(out) >= n:
+            break
+        h = int(rng.integers(max(8, int(14 * k)), max(9, int(40 * k)) + 1))
+        w = int(rng.integers(3 * h, 16 * h + 1))
+        if h >= h_img or w >= w_img:
+            continue
+        y, x = int(rng.integers(0, h_img - h)), int(rng.integers(0, w_img - w))
+        if mask[y:y + h, x:x + w].any():
+            continue
+        crop = img[y:y + h, x:x + w]
+        if float(crop.std()) < 2.0:
+            if plain >= n // 3:
+                continue
+            plain += 1
+        out.append(np.ascontiguousarray(crop))
+    return out
 
 
 def _worker_init() -> None:
@@ -265,8 +306,9 @@ def ingest(pdfs: list[str], cfg: IngestConfig, progress: bool = True) -> dict:
                         marked.update(r.watermarks)
                         marked["(pages)"] += 1
                     stem = stems.setdefault(r.file, f"{len(stems):05d}_{_safe(Path(r.file).stem)}")
+                    kind = "b" if cfg.backgrounds else "l"
                     for k, (text, png) in enumerate(r.lines):
-                        writer.add(f"{stem}/p{r.page + 1:04d}_l{k + 1:04d}.png", text, png)
+                        writer.add(f"{stem}/p{r.page + 1:04d}_{kind}{k + 1:04d}.png", text, png)
                     summary["lines"] += len(r.lines)
             finally:
                 bar.close()

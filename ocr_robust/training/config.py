@@ -46,7 +46,22 @@ class TrainConfig:
     schedule: str = _f("onecycle", "onecycle (warm-up, cosine) or constant (fine-tuning, time budgets)",
                         choices=SCHEDULES)
     grad_clip: float = _f(5.0, "clip the gradient norm to this", positive=True)
-    augment: float = _f(1.0, "augmentation strength, 0 to turn off")
+    augment: float | str = _f(1.0, "augmentation: the classic strength (0: off), and/or region dropout: cutout "
+                                   "(flat fill), cutout:noise, patchgan:GEN (a `patchgan train` folder); "
+                                   "comma-separated, e.g. 1.0,patchgan:gen")
+    composite_p: float = _f(0.5, "san:SAN augmentation: the probability a line gets a SAN background under it")
+    notext_source: str = _f("procedural", "no-text images: procedural (noise, shapes, watermark fragments) or "
+                                          "san:SAN (a `san train` folder's backgrounds)")
+    erase_p: float = _f(0.5, "region dropout: the probability a line gets a hole")
+    erase_area: str = _f("0.02-0.1", "region dropout: the hole's area, a share of the line, LOW-HIGH")
+    erase_aspect: str = _f("0.3-3.3", "region dropout: the hole's height/width, LOW-HIGH (log-uniform)")
+    distill_folds: int = _f(0, "train this many teachers in cross-validation folds first (OUT/teachers) and "
+                               "distil their out-of-fold posteriors into this run; 0: off")
+    teachers: str = _f("", "teacher runs or exports to distil from, comma-separated (fold teachers: each line "
+                           "from the one that never saw it; others: their mean)")
+    distill_weight: float = _f(0.5, "the KL term's weight w: loss = (1 - w) CTC + w T^2 KL")
+    distill_temperature: float = _f(2.0, "the distillation temperature T", positive=True)
+    fold: str = _f("", "K/N: train on every line not in fold K of N (what --distill-folds gives each teacher)")
     crop: str = _f("ink", "crop normalisation in training and reading: ink, or none (crops as stored)",
                     choices=CROP_MODES)
     crop_jitter: float = _f(0.5, "re-cut training crops with random margins up to this x the ink height; 0: off")
@@ -95,13 +110,32 @@ class TrainConfig:
                   or ("dict" in kinds and isinstance(v, dict)))
             if not ok:
                 raise ValueError(f"{f.name}: expected {' or '.join(k for k in kinds if k != 'None')}, got {v!r}")
-            if "float" in kinds and not math.isfinite(v):
+            if "float" in kinds and isinstance(v, (int, float)) and not math.isfinite(v):
                 raise ValueError(f"{f.name}: expected a finite number, got {v!r}")
             if f.metadata.get("positive") and not v > 0:
                 raise ValueError(f"{f.name}: expected a positive number, got {v!r}")
             choices = f.metadata.get("choices")
             if choices and v not in choices:
                 raise ValueError(f"{f.name}: expected one of {', '.join(choices)}, got {v!r}")
+        # the compound values, parsed here so that a bad one fails before the run starts
+        from ..augment import parse_augment
+        from ..generative.erase import EraseSpec
+        from .distill import parse_fold, teacher_list
+
+        parse_augment(self.augment)
+        EraseSpec(self.erase_p, self.erase_area, self.erase_aspect)  # type: ignore[arg-type]
+        parse_fold(self.fold)
+        if not (self.notext_source == "procedural" or (self.notext_source.startswith("san:") and
+                                                       len(self.notext_source) > 4)):
+            raise ValueError(f"notext_source: procedural or san:SAN, got {self.notext_source!r}")
+        if not 0 <= self.composite_p <= 1:
+            raise ValueError(f"composite_p: expected 0..1, got {self.composite_p}")
+        if self.distill_folds == 1 or self.distill_folds < 0:
+            raise ValueError(f"distill_folds: 0 (off) or at least 2 folds, got {self.distill_folds}")
+        if self.distill_folds and self.teachers and self.teachers != teacher_list(self.out, self.distill_folds):
+            raise ValueError("distill_folds trains its own teachers: give teachers or distill_folds, not both")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"distill_weight: expected 0..1, got {self.distill_weight}")
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:

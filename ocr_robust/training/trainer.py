@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..augment import Augment
+from ..augment import Augment, parse_augment
 from ..charset import Charset
 from ..data.crop import CropJitter
 from ..data.dataset import BucketBatchSampler, LineBatch, LineDataset, collate
@@ -35,10 +35,15 @@ from ..data.notext import add_notext
 from ..data.sampler import HardExampleSampler
 from ..errors import InputError
 from ..evaluation.lines import evaluate
+from ..generative.backgrounds import BackgroundComposite, SANBackgrounds
+from ..generative.erase import EraseSpec, RegionDropout
+from ..generative.patchgan import load_generator
+from ..generative.san import load_san
 from ..models import ModelConfig, build_model
 from ..runs import METRICS_FILE, pick_device, save_weights
 from .checkpoint import STATE_FILE, read_state, rng_state, set_rng_state, write_state
 from .config import TrainConfig
+from .distill import Distiller, fold_of, parse_fold
 from .modes import StepContext, make_mode
 from .schedule import lr_factor, progress
 from .stopping import STOP_FILE, StopRequests, plateau_reason
@@ -100,8 +105,9 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.charset = Charset.load(cfg.charset)
         seed_everything(cfg.seed)
+        plan = parse_augment(cfg.augment)
         steps = ([CropJitter(cfg.crop_jitter)] if cfg.crop_jitter > 0 else []) + \
-            ([Augment(cfg.augment, seed=cfg.seed)] if cfg.augment > 0 else [])
+            ([Augment(plan.strength, seed=cfg.seed)] if plan.strength > 0 else [])
         aug = _Chain(steps) if steps else None
         full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, transform=aug, crop=cfg.crop)
         self.problems = list(full.problems)
@@ -119,6 +125,10 @@ class Trainer:
             self.train_ds = Subset(full, sorted(order[n_val:]))
             val_full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, crop=cfg.crop)
             self.val_ds = Subset(val_full, sorted(order[:n_val]))
+        fold = parse_fold(cfg.fold)
+        if fold is not None:  # a fold teacher: every training line not in its fold
+            kept = self.train_ds.indices if isinstance(self.train_ds, Subset) else range(len(full))
+            self.train_ds = Subset(full, [i for i in kept if fold_of(i, fold[1], cfg.seed) != fold[0]])
         if len(self.train_ds) == 0:
             raise InputError(cfg.data, "no usable training lines")
         widths = full.widths()
@@ -139,6 +149,22 @@ class Trainer:
         else:
             raise ValueError(f"mode {cfg.mode!r} asks for sampler {kind!r}: bucket or hard")
         self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else self.mode.notext_rate
+        self.dropout: RegionDropout | None = None
+        if plan.dropout is not None:
+            gen = load_generator(plan.generator, self.device) if plan.generator else None
+            self.dropout = RegionDropout(plan.dropout, EraseSpec(cfg.erase_p, cfg.erase_area, cfg.erase_aspect),  # type: ignore[arg-type]
+                                         generator=gen)
+        self.composite: BackgroundComposite | None = None
+        if plan.background is not None:
+            self.composite = BackgroundComposite(SANBackgrounds(load_san(plan.background, self.device)),
+                                                 cfg.composite_p)
+        self.notext_source = None
+        if cfg.notext_source.startswith("san:"):
+            self.notext_source = SANBackgrounds(load_san(cfg.notext_source[4:], self.device)).notext
+        if cfg.distill_folds and not cfg.teachers:
+            raise InputError(cfg.out, "distill_folds: train the teachers first (prepare_teachers; `ocr-robust train` "
+                                      "does it)")
+        self.distiller = Distiller.load(cfg, self.charset, self.device) if cfg.teachers else None
         self.model = build_model(cfg.model, num_classes=self.charset.num_classes).to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
@@ -377,9 +403,15 @@ class Trainer:
                     if not batch["texts"]:  # every line of the batch unreadable: nothing to learn from
                         self.batch_in_epoch += 1
                         continue
+                    if self.composite is not None:
+                        batch = self.composite(batch, np.random.default_rng([self.cfg.seed, self.epoch, self.step, 13]))
+                    if self.dropout is not None:
+                        batch = self.dropout(batch, np.random.default_rng([self.cfg.seed, self.epoch, self.step, 11]))
                     if self.notext_rate > 0:
                         rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step, 7])
-                        batch = add_notext(batch, self.notext_rate, rng)
+                        batch = add_notext(batch, self.notext_rate, rng, self.notext_source)
+                    if self.distiller is not None:  # the teachers label the batch as the student will see it
+                        batch["soft"] = self.distiller(batch)
                     stats = self._train_step(batch)
                     self.step += 1
                     self.batch_in_epoch += 1

@@ -23,7 +23,7 @@ from ...adversarial.attacks import read_texts
 from ...adversarial.perturb import parse_eps
 from ...charset import Charset
 from ...data.dataset import LineBatch
-from ...losses import ctc_per_line
+from ...losses import ctc_per_line, padded_targets
 from ...models import CRNN, autocast
 
 __all__ = ["StepContext", "TrainingMode", "BoundedAttackMode", "MODES", "register_mode", "make_mode", "Batch",
@@ -116,9 +116,21 @@ class Batch:
         self.x = batch["images"].to(device, non_blocking=True)
         self.widths = batch["widths"]
         self.targets, self.lengths = batch["targets"], batch["target_lengths"]
+        self.soft = batch.get("soft")  # the teachers' posteriors, when the run distils
+        self._padded: torch.Tensor | None = None
 
-    def loss(self, logp: torch.Tensor) -> torch.Tensor:
-        return ctc_per_line(logp, self.targets, self.lengths, self.widths)
+    def loss(self, logp: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Each line's training loss: CTC to its text, mixed with the KL to the teachers'
+        posteriors when the run distils (``training.distill``). ``rows``: the lines ``logp``
+        holds (a compacted batch), all when None."""
+        targets, lengths, widths = self.targets, self.lengths, self.widths
+        if rows is not None:
+            if self._padded is None:
+                self._padded = padded_targets(self.targets, self.lengths)
+            p = self._padded[rows]
+            targets, lengths, widths = p[p >= 0], self.lengths[rows], self.widths[rows]
+        ctc = ctc_per_line(logp, targets, lengths, widths)
+        return ctc if self.soft is None else self.soft.mix(ctc, logp, widths, lengths, rows)
 
 
 class BoundedAttackMode(TrainingMode):

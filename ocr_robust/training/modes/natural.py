@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ...data.dataset import LineBatch
-from ...losses import ctc_per_line
 from ...models import CRNN
-from .base import StepContext, TrainingMode, forward, per_sample, register_mode
+from .base import Batch, StepContext, TrainingMode, forward, per_sample, register_mode
 
 __all__ = ["NaturalMode"]
 
@@ -21,9 +20,9 @@ class NaturalMode(TrainingMode):
             raise ValueError(f"natural mode takes no options, got {', '.join(options)}")
 
     def step(self, model: CRNN, batch: LineBatch, ctx: StepContext) -> dict[str, float]:
-        x = batch["images"].to(ctx.device, non_blocking=True)
-        logp = forward(model, x, ctx)
-        losses = ctc_per_line(logp, batch["targets"], batch["target_lengths"], batch["widths"])
+        b = Batch(batch, ctx.device)
+        logp = forward(model, b.x, ctx)
+        losses = b.loss(logp)
         loss = losses.mean()
         loss.backward()
         return per_sample({"loss": float(loss.detach())}, losses, logp, batch, ctx)

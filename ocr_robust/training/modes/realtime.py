@@ -121,7 +121,6 @@ class RealtimeMode(TrainingMode):
         confused = [self.confuser_for(ctx.charset).confuse(t, rng) for t in batch["texts"]]
         c_targets, c_lengths = encode_targets(confused, ctx.charset)
         c_padded = padded_targets(c_targets, c_lengths).to(ctx.device)
-        t_padded = padded_targets(b.targets, b.lengths)
         dev = ctx.device
         # a line with no confused target (fallback "none" found nothing to confuse) has no L2 to
         # descend: descending the CTC of its own text would make it easier, so it is left clean
@@ -149,9 +148,9 @@ class RealtimeMode(TrainingMode):
                     self.trace.append((confused, []))
                 self.trace[-1][1].append((self.layer(b.x).detach().clone(), live.clone()))
             logp = forward(model, x_in, ctx)
-            widths, t_len, c_len = b.widths[rows], b.lengths[rows], c_lengths[rows]
-            t_rows, c_rows = t_padded[rows], c_padded[rows.to(dev)]
-            l1 = ctc_per_line(logp, t_rows[t_rows >= 0], t_len, widths)
+            widths, c_len = b.widths[rows], c_lengths[rows]
+            c_rows = c_padded[rows.to(dev)]
+            l1 = b.loss(logp, rows)  # CTC to the true text (mixed with the teachers' KL when distilling)
             l2 = ctc_per_line(logp, c_rows[c_rows >= 0], c_len, widths)
             l2_full = torch.zeros(n, device=dev).masked_scatter(live, l2.detach().float())
             used += live.float()
