@@ -343,3 +343,14 @@ def test_san_trains_for_a_few_steps_writes_its_gallery_and_plot_and_its_backgrou
                               f"san:{san_dir}", "--notext-rate", "0.5", "--device", "cpu", "--report-images", "0",
                               "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_frechet_distance_is_zero_for_one_sample_and_the_squared_shift_for_a_moved_one():
+    from ocr_robust.generative.san import frechet_distance
+
+    a = torch.randn(2000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    moved = a + torch.tensor([3.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert frechet_distance(a, moved) == pytest.approx(9.0, rel=1e-6)  # same covariance: ||shift||^2
+    wide = a * 2  # covariance 4I against ~I: trace term 4 * (1 + 4 - 2 * 2) = 4
+    assert frechet_distance(a, wide) == pytest.approx(4.0, rel=0.1)

@@ -36,6 +36,7 @@ from ..data.dataset import LineDataset
 from ..errors import InputError
 from ..images import HEIGHT, PIXEL_MAX
 from .erase import EraseSpec, box_mask, erase_boxes
+from .io import load_module, save_module
 
 __all__ = ["WINDOW", "GeneratorConfig", "PatchGenerator", "PatchDiscriminator", "PatchGANConfig", "train_patchgan",
            "load_generator", "GENERATOR_FILE"]
@@ -168,10 +169,8 @@ def train_patchgan(cfg: PatchGANConfig, progress: bool = True) -> dict:
     """Train the generator and discriminator on ``cfg.data`` (any line store; labels are not
     used); write ``generator.safetensors``, ``patchgan.json`` and ``gallery/epoch-NNN/``
     under ``cfg.out``. Returns the history."""
-    from safetensors.torch import save_file
-
     from ..evaluation.pages import write_gallery
-    from ..runs import durable_replace, pick_device
+    from ..runs import pick_device
 
     out = Path(cfg.out)
     ds = LineDataset.open(cfg.data)
@@ -242,10 +241,7 @@ def train_patchgan(cfg: PatchGANConfig, progress: bool = True) -> dict:
         write_gallery(cells, out / "gallery" / f"epoch-{epoch:03d}", f"patch GAN, epoch {epoch}",
                       f"Each row: the window with its hole (grey), the generator's fill, the original. Validation "
                       f"L1 on the holes {rec['val_hole_l1']:.4f} (the flat fill: {rec['val_hole_l1_flat']:.4f}).")
-        tmp = out / (GENERATOR_FILE + ".tmp")
-        save_file({k: v.detach().contiguous().cpu() for k, v in gen.state_dict().items()}, str(tmp),
-                  metadata={"generator": json.dumps(asdict(gen.cfg))})
-        durable_replace(tmp, out / GENERATOR_FILE)
+        save_module(gen, gen.cfg, out / GENERATOR_FILE, "generator")
         summary = {"format": "ocr-robust-patchgan", "config": {**asdict(cfg)}, "history": history,
                    "seconds": time.perf_counter() - t_start, "stopped": stopped}
         (out / "patchgan.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
@@ -259,18 +255,5 @@ def train_patchgan(cfg: PatchGANConfig, progress: bool = True) -> dict:
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> PatchGenerator:
     """The generator of a ``patchgan train`` folder (or its ``generator.safetensors``)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    p = Path(path)
-    f = p / GENERATOR_FILE if p.is_dir() else p
-    if not f.is_file():
-        raise InputError(p, f"not a patch GAN: no {GENERATOR_FILE} (train one with `ocr-robust patchgan train`)")
-    try:
-        with safe_open(str(f), "pt") as h:
-            cfg = GeneratorConfig(**json.loads((h.metadata() or {})["generator"]))
-        gen = PatchGenerator(cfg)
-        gen.load_state_dict(load_file(str(f)))
-    except Exception as e:
-        raise InputError(f, f"cannot load the patch generator: {e}") from None
-    return gen.to(device).eval()
+    return load_module(path, GENERATOR_FILE, "generator", lambda c: PatchGenerator(GeneratorConfig(**c)),
+                       "patch GAN", "train one with `ocr-robust patchgan train`", device)

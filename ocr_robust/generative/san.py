@@ -30,10 +30,12 @@ import torch.nn.functional as F
 
 from ..images import HEIGHT, PIXEL_MAX
 
-__all__ = ["SANConfig", "PixelNorm", "ChannelAttention", "RPA", "ADO", "UpBlock", "DownBlock", "Generator",
-           "Reverser", "Critic", "SAN", "gradient_penalty", "BG_WIDTH"]
+__all__ = ["SANConfig", "PixelNorm", "ChannelAttention", "RPA", "ADO", "UpBlock", "DownBlock", "GenStage", "RevStage",
+           "Generator", "Reverser", "Critic", "SAN", "gradient_penalty", "BG_WIDTH", "SAN_FILE", "SANTrainConfig",
+           "train_step", "Features", "frechet_distance", "train_san", "load_san"]
 
 BG_WIDTH = 128  # the backgrounds SAN learns and makes: HEIGHT x BG_WIDTH
+SAN_FILE = "san.safetensors"
 
 
 def _act() -> nn.Module:
@@ -369,12 +371,11 @@ def train_san(cfg: SANTrainConfig, progress: bool = True) -> dict:
     from dataclasses import asdict
     from pathlib import Path
 
-    from safetensors.torch import save_file
-
     from ..data.dataset import LineDataset
     from ..errors import InputError
     from ..evaluation.pages import write_gallery
-    from ..runs import durable_replace, pick_device
+    from ..runs import pick_device
+    from .io import save_module
     from .patchgan import _windows
 
     out = Path(cfg.out)
@@ -420,10 +421,7 @@ def train_san(cfg: SANTrainConfig, progress: bool = True) -> dict:
                   ("real", real_eval[i, 0].round().byte().numpy())] for i in range(min(cfg.gallery, fake.shape[0]))]
         write_gallery(cells, out / "gallery" / f"epoch-{epoch:03d}", f"SAN, epoch {epoch}",
                       f"Each row: a generated background, a real one. FID-like distance {rec['fid']:.3f}.")
-        tmp = out / "san.safetensors.tmp"
-        save_file({k: v.detach().contiguous().cpu() for k, v in san.state_dict().items()}, str(tmp),
-                  metadata={"san": json.dumps(asdict(san.cfg))})
-        durable_replace(tmp, out / "san.safetensors")
+        save_module(san, san.cfg, out / SAN_FILE, "san")
         (out / "san.json").write_text(json.dumps({"format": "ocr-robust-san", "config": asdict(cfg),
                                                    "history": history, "stopped": stopped,
                                                    "seconds": time.perf_counter() - t_start}, indent=1),
@@ -457,23 +455,7 @@ def _plot(history: list[dict], path) -> None:
 
 def load_san(path, device: str | torch.device = "cpu") -> SAN:
     """The SAN of a ``san train`` folder (or its ``san.safetensors``); no code executed."""
-    import json
-    from pathlib import Path
+    from .io import load_module
 
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from ..errors import InputError
-
-    p = Path(path)
-    f = p / "san.safetensors" if p.is_dir() else p
-    if not f.is_file():
-        raise InputError(p, "not a SAN: no san.safetensors (train one with `ocr-robust san train`)")
-    try:
-        with safe_open(str(f), "pt") as h:
-            cfg = SANConfig(**json.loads((h.metadata() or {})["san"]))
-        san = SAN(cfg)
-        san.load_state_dict(load_file(str(f)))
-    except Exception as e:
-        raise InputError(f, f"cannot load the SAN: {e}") from None
-    return san.to(device).eval()
+    return load_module(path, SAN_FILE, "san", lambda c: SAN(SANConfig(**c)), "SAN",
+                       "train one with `ocr-robust san train`", device)
