@@ -54,9 +54,14 @@ ROWS = {
     "realtime (seed preset)": ("realtime", {"preset": "seed"}),
     "realtime (L-inf 4/255, 3 steps)": ("realtime", {"eps": "4/255", "adv_lr": "2/255", "max_inner_steps": 3}),
     # a random start (FGSM-RS's, N-FGSM's noise): the first inner step trains on a noisy line
-    "realtime (random start, L-inf 4/255)": ("realtime", {"eps": "4/255", "start": "4/255", "adv_lr": "5/255"}),
-    "realtime (random start, L-inf 4/255, 3 steps)": ("realtime", {"eps": "4/255", "start": "4/255",
+    "realtime (L-inf 4/255 random start)": ("realtime", {"eps": "4/255", "start": "4/255", "adv_lr": "5/255"}),
+    "realtime (L-inf 4/255 random start 3 steps)": ("realtime", {"eps": "4/255", "start": "4/255",
                                                                    "adv_lr": "2/255", "max_inner_steps": 3}),
+    # a confused label far from the truth (a substitution for every 3rd character, up to 20):
+    # descending L2 then moves the reading away from the truth almost everywhere on the line
+    "realtime (L-inf 4/255 random start many confusions)": ("realtime", {"eps": "4/255", "start": "4/255",
+                                                                          "adv_lr": "5/255", "confuse_rate": 0.33,
+                                                                          "max_subs": 20}),
     "pgd-at": ("pgd-at", {"eps": "4/255", "steps": 5}),
     "free-at": ("free-at", {"eps": "4/255", "replays": 4}),
     "fgsm-rs": ("fgsm-rs", {"eps": "4/255"}),
