@@ -354,3 +354,20 @@ def test_the_frechet_distance_is_zero_for_one_sample_and_the_squared_shift_for_a
     assert frechet_distance(a, moved) == pytest.approx(9.0, rel=1e-6)  # same covariance: ||shift||^2
     wide = a * 2  # covariance 4I against ~I: trace term 4 * (1 + 4 - 2 * 2) = 4
     assert frechet_distance(a, wide) == pytest.approx(4.0, rel=0.1)
+
+
+def test_the_fill_starts_from_the_level_around_the_hole():
+    """The generator predicts an offset from its hole's surroundings: with a zero offset a
+    hole in grey paper is filled grey, not white; deep in a big hole, the line's mean."""
+    from ocr_robust.generative.patchgan import GeneratorConfig, PatchGenerator, surround_level
+
+    x = torch.full((2, 1, 32, 96), 200.0)
+    x[1] = 90.0
+    mask = torch.zeros_like(x)
+    mask[:, :, 8:20, 30:45] = 1
+    lvl = surround_level(x, mask)
+    assert torch.allclose(lvl[0][mask[0].bool()], torch.tensor(200.0)) and torch.allclose(lvl[1], torch.tensor(90.0))
+    gen = PatchGenerator(GeneratorConfig(channels=8))
+    torch.nn.init.zeros_(gen.decoder[-1].weight)
+    torch.nn.init.zeros_(gen.decoder[-1].bias)
+    assert torch.allclose(gen.fill(x, mask), x, atol=1e-3)

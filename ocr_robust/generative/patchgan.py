@@ -3,9 +3,10 @@ rectangle of a line image from its surroundings, trained against a small discrim
 that region dropout's hole has the pixel statistics of real documents (paper, ink,
 watermark strokes) instead of flat grey or noise.
 
-- :class:`PatchGenerator`: input the line with its hole blanked plus the hole's mask
-  (2 channels, ``HEIGHT`` rows, any width); an encoder of 4 stride-2 convolutions and a
-  decoder of 4 upsample+conv blocks, LeakyReLU 0.2; output a whole image in 0..255, of which
+- :class:`PatchGenerator`: input the line with its hole blanked, the hole's mask and the
+  level of the hole's surroundings (3 channels, ``HEIGHT`` rows, any width); an encoder of
+  4 stride-2 convolutions and a decoder of 4 upsample+conv blocks, LeakyReLU 0.2; output a
+  whole image in 0..255 (the surroundings' level plus a learned offset), of which
   :meth:`PatchGenerator.fill` keeps the hole only. Fully convolutional: one forward fills
   every hole of a padded batch.
 - :class:`PatchDiscriminator`: 3 stride-2 convolutions with BatchNorm, flatten, a linear
@@ -39,7 +40,7 @@ from .erase import EraseSpec, box_mask, erase_boxes
 from .io import load_module, save_module
 
 __all__ = ["WINDOW", "GeneratorConfig", "PatchGenerator", "PatchDiscriminator", "PatchGANConfig", "train_patchgan",
-           "load_generator", "GENERATOR_FILE"]
+           "load_generator", "GENERATOR_FILE", "surround_level"]
 
 WINDOW = 128  # training windows: HEIGHT x WINDOW pixels cut from lines (the discriminator's input size)
 GENERATOR_FILE = "generator.safetensors"
@@ -55,16 +56,27 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
+def surround_level(x: torch.Tensor, mask: torch.Tensor, k: int = 31) -> torch.Tensor:
+    """Per pixel, the mean of the visible pixels (``mask`` 0) in a ``k x k`` box around it;
+    where the box sees too few of them (the middle of a big hole), the line's visible mean."""
+    vis = 1 - mask
+    num = F.avg_pool2d(x * vis, k, stride=1, padding=k // 2, count_include_pad=False)
+    den = F.avg_pool2d(vis, k, stride=1, padding=k // 2, count_include_pad=False)
+    line = (x * vis).sum((1, 2, 3), keepdim=True) / vis.sum((1, 2, 3), keepdim=True).clamp(min=1)
+    return torch.where(den > 0.05, num / den.clamp(min=1e-6), line.expand_as(x))
+
+
 class PatchGenerator(nn.Module):
     """Encoder of 4 stride-2 convolutions, decoder of 4 (upsample x2, conv) blocks, LeakyReLU
-    0.2 between them; input ``N x 2 x H x W`` (the blanked line in -1..1, the mask), output
-    ``N x 1 x H x W`` in 0..255. ``H`` and ``W`` are padded to multiples of 16 inside."""
+    0.2 between them; input ``N x 3 x H x W`` (the blanked line, the mask, the surroundings'
+    level, each in -1..1 or 0..1), output ``N x 1 x H x W`` in 0..255: the level plus a
+    learned offset. ``H`` and ``W`` are padded to multiples of 16 inside."""
 
     def __init__(self, cfg: GeneratorConfig | None = None):
         super().__init__()
         self.cfg = cfg or GeneratorConfig()
         c = self.cfg.channels
-        chans = [2, c, 2 * c, 4 * c, 4 * c]
+        chans = [3, c, 2 * c, 4 * c, 4 * c]
         self.encoder = nn.Sequential(*[m for i in range(4) for m in (
             nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1), _act())])
         dec = []
@@ -75,14 +87,17 @@ class PatchGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` N x 1 x H x W in 0..255 (its hole is blanked here), ``mask`` 1 in the hole:
-        the generated image, 0..255, the same size."""
+        the generated image, 0..255, the same size. The network predicts the fill as an
+        offset from the surroundings' level (:func:`surround_level`), so that its start, and
+        its floor, is a fill of the hole's own background, not of a global grey."""
         h, w = x.shape[-2:]
         ph, pw = -h % _MULTIPLE, -w % _MULTIPLE
-        inp = torch.cat([(x / PIXEL_MAX * 2 - 1) * (1 - mask), mask], 1)
+        level = surround_level(x, mask)
+        inp = torch.cat([(x / PIXEL_MAX * 2 - 1) * (1 - mask), mask, level / PIXEL_MAX * 2 - 1], 1)
         if ph or pw:
             inp = F.pad(inp, (0, pw, 0, ph), mode="replicate")
-        out = torch.sigmoid(self.decoder(self.encoder(inp))) * PIXEL_MAX
-        return out[..., :h, :w]
+        offset = torch.tanh(self.decoder(self.encoder(inp)))[..., :h, :w] * (PIXEL_MAX / 2)
+        return (level + offset).clamp(0, PIXEL_MAX)
 
     def fill(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` with its hole (and only its hole) replaced by the generator's pixels."""
