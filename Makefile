@@ -30,7 +30,7 @@ DOC_PKGS := texlive-latex-recommended-doc texlive-science-doc octave-doc gnuplot
 SYSTEM_PKGS := $(FONT_PKGS) $(ENGINE_PKGS) $(ANCHOR_PKGS) $(DOC_PKGS)
 SYSTEM_STAMP := $(VENV)/.system-$(shell echo $(SYSTEM_PKGS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup system test lint demo anchors bench-ingest bench-defences clean
+.PHONY: setup system test lint demo anchors bench-ingest bench-defences bench-generative clean
 
 setup: $(STAMP) system
 
@@ -77,6 +77,19 @@ bench-ingest: setup
 # and the real-document suite benchmarks/work/real-suite (RESULTS.md, "Real documents")
 bench-defences: setup
 	$(PY) benchmarks/bench_defences.py
+
+# generative augmentation compared (issue 21): trains the patch GAN on data/ft and SAN on background
+# crops of the training documents first, then the rows of benchmarks/bench_generative.py on the
+# real-document suite (RESULTS.md, "Generative augmentation")
+bench-generative: setup
+	[ -f benchmarks/work/patchgan/generator.safetensors ] || $(PY) -m ocr_robust patchgan train \
+	  --data data/ft/stores.txt --out benchmarks/work/patchgan --epochs 4 --steps-per-epoch 200 --time-limit 8
+	[ -f benchmarks/work/backgrounds/ingest.json ] || $(PY) -m ocr_robust ingest @benchmarks/corpus/train.txt \
+	  --out benchmarks/work/backgrounds --max-pages 1 --seed 24 --watermarks train --watermark-fraction 0.85 \
+	  --backgrounds 12 --quiet
+	[ -f benchmarks/work/san/san.safetensors ] || $(PY) -m ocr_robust san train \
+	  --data benchmarks/work/backgrounds --out benchmarks/work/san --epochs 4 --steps-per-epoch 200 --time-limit 8
+	$(PY) benchmarks/bench_generative.py --gen benchmarks/work/patchgan --san benchmarks/work/san
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
