@@ -236,6 +236,12 @@ def run_child(name: str, args, flag: str) -> dict:
                                                                "seeds", "append", "measure_init")
                                                   and v is not None
                                                   and v is not False for x in (f"--{k.replace('_', '-')}", str(v))]
+    return child_result(cmd, name)
+
+
+def child_result(cmd: list[str], name: str) -> dict:
+    """Run a child process of a benchmark; the JSON of its ``RESULT`` line (or exit, with
+    the end of its output, when it has none)."""
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:

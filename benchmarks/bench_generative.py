@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_defences import child_result  # noqa: E402  (the benchmarks folder is this script's path)
 
 ROWS = {  # row: (--augment, distil from 2 fold teachers, --notext-source)
     "no dropout": ("0", False, "procedural"),
@@ -141,12 +142,7 @@ def run_child(name: str, args) -> dict:
     keep = ("init", "data", "suite", "gen", "san", "minutes", "epochs", "lr", "erase_p", "threads", "work", "seed")
     cmd = [sys.executable, __file__, "--one", name] + [x for k in keep for x in (f"--{k.replace('_', '-')}",
                                                                                 str(getattr(args, k)))]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        print(p.stdout[-2000:], p.stderr[-4000:], file=sys.stderr)
-        raise SystemExit(f"{name}: child failed")
-    return json.loads(line[7:])
+    return child_result(cmd, name)
 
 
 def format_table(rows: list[dict]) -> str:

@@ -230,19 +230,30 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_patchgan(a: argparse.Namespace) -> int:
-    from .generative.patchgan import PatchGANConfig, train_patchgan
+def _generator_out(a: argparse.Namespace, weights: str, what: str) -> Path:
+    """The folder a generator trains into: not one holding another model (unless
+    --overwrite) or a recognizer's run."""
     from .training.checkpoint import run_files
 
     out = Path(a.out)
-    if (out / "generator.safetensors").exists() and not a.overwrite:
-        raise InputError(out, "already holds a patch GAN: --overwrite trains it anew, or choose another --out")
-    cfg = PatchGANConfig(data=a.data, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
-                         batch_size=a.batch_size, lr=a.lr, adv_weight=a.adv_weight, seed=a.seed, device=a.device,
-                         time_limit_min=a.time_limit)
+    if (out / weights).exists() and not a.overwrite:
+        raise InputError(out, f"already holds a {what}: --overwrite trains it anew, or choose another --out")
     if run_files(out):
-        raise InputError(out, "holds a training run: give the patch GAN its own folder")
-    r = train_patchgan(cfg, progress=not a.quiet)
+        raise InputError(out, f"holds a training run: give the {what} its own folder")
+    return out
+
+
+def _generator_loop(a: argparse.Namespace) -> dict:
+    """The training-loop settings ``patchgan train`` and ``san train`` share."""
+    return {"data": a.data, "out": a.out, "epochs": a.epochs, "steps_per_epoch": a.steps_per_epoch,
+            "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed, "device": a.device, "time_limit_min": a.time_limit}
+
+
+def cmd_patchgan(a: argparse.Namespace) -> int:
+    from .generative.patchgan import GENERATOR_FILE, PatchGANConfig, train_patchgan
+
+    out = _generator_out(a, GENERATOR_FILE, "patch GAN")
+    r = train_patchgan(PatchGANConfig(**_generator_loop(a), adv_weight=a.adv_weight), progress=not a.quiet)
     last = r["history"][-1]
     print(f"trained {len(r['history'])} epochs ({r['seconds']:.0f} s, stopped by {r['stopped']}): validation hole L1 "
           f"{last['val_hole_l1']:.4f} (the flat fill: {last['val_hole_l1_flat']:.4f}); generator and galleries in "
@@ -251,18 +262,10 @@ def cmd_patchgan(a: argparse.Namespace) -> int:
 
 
 def cmd_san(a: argparse.Namespace) -> int:
-    from .generative.san import SANTrainConfig, train_san
-    from .training.checkpoint import run_files
+    from .generative.san import SAN_FILE, SANTrainConfig, train_san
 
-    out = Path(a.out)
-    if (out / "san.safetensors").exists() and not a.overwrite:
-        raise InputError(out, "already holds a SAN: --overwrite trains it anew, or choose another --out")
-    if run_files(out):
-        raise InputError(out, "holds a training run: give SAN its own folder")
-    cfg = SANTrainConfig(data=a.data, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
-                         batch_size=a.batch_size, lr=a.lr, feature_model=a.feature_model or "", seed=a.seed,
-                         device=a.device, time_limit_min=a.time_limit)
-    r = train_san(cfg, progress=not a.quiet)
+    out = _generator_out(a, SAN_FILE, "SAN")
+    r = train_san(SANTrainConfig(**_generator_loop(a), feature_model=a.feature_model or ""), progress=not a.quiet)
     last = r["history"][-1]
     floor = r["history"][0].get("fid_real_halves")
     print(f"trained {len(r['history'])} epochs ({r['seconds']:.0f} s, stopped by {r['stopped']}): FID-like distance "
@@ -447,6 +450,22 @@ def cmd_benchmark(a: argparse.Namespace) -> int:
     return 1 if r["missing"] and a.require_anchors else 0
 
 
+def _generator_flags(s: argparse.ArgumentParser, data_help: str, out_help: str, lr: float) -> None:
+    """The flags ``patchgan train`` and ``san train`` share."""
+    s.add_argument("action", choices=["train"])
+    s.add_argument("--data", required=True, help=data_help)
+    s.add_argument("--out", required=True, help=out_help)
+    s.add_argument("--epochs", type=int, default=5)
+    s.add_argument("--steps-per-epoch", type=int, default=200, help="batches per epoch")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=lr)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--time-limit", type=float, help="stop after this many minutes (the epoch's gallery is written)")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pdf.ingest import IngestConfig
     from .pdf.read import DPI
@@ -524,36 +543,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("patchgan", help="train the patch GAN that fills region dropout's holes (seed 001)")
-    s.add_argument("action", choices=["train"])
-    s.add_argument("--data", required=True, help="line store(s) whose images it learns (labels unused)")
-    s.add_argument("--out", required=True, help="folder for generator.safetensors, patchgan.json and gallery/")
-    s.add_argument("--epochs", type=int, default=5)
-    s.add_argument("--steps-per-epoch", type=int, default=200, help="batches of windows per epoch")
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--lr", type=float, default=2e-4)
+    _generator_flags(s, "line store(s) whose images it learns (labels unused)",
+                     "folder for generator.safetensors, patchgan.json and gallery/", lr=2e-4)
     s.add_argument("--adv-weight", type=float, default=0.01, help="the adversarial loss's weight beside the hole L1")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--time-limit", type=float, help="stop after this many minutes (the epoch's gallery is written)")
-    s.add_argument("--overwrite", action="store_true")
-    s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_patchgan)
 
     s = sub.add_parser("san", help="train SAN, the self-adversarial background generator (seed 002)")
-    s.add_argument("action", choices=["train"])
-    s.add_argument("--data", required=True, help="a store of text-free crops (ingest --backgrounds N writes one)")
-    s.add_argument("--out", required=True, help="folder for san.safetensors, san.json, fid.png and gallery/")
-    s.add_argument("--epochs", type=int, default=5)
-    s.add_argument("--steps-per-epoch", type=int, default=200)
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--lr", type=float, default=1e-4)
+    _generator_flags(s, "a store of text-free crops (ingest --backgrounds N writes one)",
+                     "folder for san.safetensors, san.json, fid.png and gallery/", lr=1e-4)
     s.add_argument("--feature-model", help="the recognizer whose CNN gives the FID-like features (default: the "
                                            "shipped model)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--time-limit", type=float, help="stop after this many minutes (the epoch's gallery is written)")
-    s.add_argument("--overwrite", action="store_true")
-    s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_san)
 
     s = sub.add_parser("attack", help="robust accuracy under white-box attacks (FGSM, PGD, targeted confusable)")

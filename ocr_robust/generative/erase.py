@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..adversarial.perturb import width_mask
 from ..data.dataset import LineBatch
 from ..images import PIXEL_MAX
 
@@ -112,8 +113,7 @@ class RegionDropout:
             return batch
         mask = box_mask(tuple(x.shape), boxes).to(x.device, x.dtype)
         if self.fill == "flat":
-            cols = (torch.arange(x.shape[-1], device=x.device)[None, :] < batch["widths"].to(x.device)[:, None])
-            own = cols[:, None, None, :].to(x.dtype)
+            own = width_mask(x, batch["widths"])  # N x 1 x 1 x W: the line's own columns
             mean = (x * own).sum((1, 2, 3)) / (own.sum((1, 2, 3)) * x.shape[2]).clamp(min=1)
             fill = mean.view(-1, 1, 1, 1).expand_as(x)
         elif self.fill == "noise":

@@ -40,7 +40,8 @@ from .erase import EraseSpec, box_mask, erase_boxes
 from .io import load_module, save_module
 
 __all__ = ["WINDOW", "GeneratorConfig", "PatchGenerator", "PatchDiscriminator", "PatchGANConfig", "train_patchgan",
-           "load_generator", "GENERATOR_FILE", "surround_level"]
+           "load_generator", "GENERATOR_FILE", "surround_level",
+           "line_windows"]
 
 WINDOW = 128  # training windows: HEIGHT x WINDOW pixels cut from lines (the discriminator's input size)
 GENERATOR_FILE = "generator.safetensors"
@@ -152,7 +153,7 @@ class PatchGANConfig:
     time_limit_min: float | None = None
 
 
-def _windows(ds: LineDataset, n: int, rng: random.Random) -> torch.Tensor:
+def line_windows(ds: LineDataset, n: int, rng: random.Random) -> torch.Tensor:
     """``n`` windows of ``HEIGHT x WINDOW`` from random lines; a narrower line is padded on
     the right with its own edge (replicated), as a batch pads it."""
     out = np.empty((n, 1, HEIGHT, WINDOW), np.float32)
@@ -201,7 +202,7 @@ def train_patchgan(cfg: PatchGANConfig, progress: bool = True) -> dict:
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     # fixed validation windows and holes: the gallery and the L1 compare like with like
     val_rng, val_np = random.Random(f"{cfg.seed}:val"), np.random.default_rng([cfg.seed, 1])
-    val_x = _windows(ds, max(cfg.val_windows, cfg.gallery), val_rng)
+    val_x = line_windows(ds, max(cfg.val_windows, cfg.gallery), val_rng)
     val_m = _masks(val_x.shape[0], spec, val_np)
     out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
@@ -215,7 +216,7 @@ def train_patchgan(cfg: PatchGANConfig, progress: bool = True) -> dict:
         gen.train()
         disc.train()
         for _ in range(cfg.steps_per_epoch):
-            real = _windows(ds, cfg.batch_size, rng).to(device)
+            real = line_windows(ds, cfg.batch_size, rng).to(device)
             mask = _masks(cfg.batch_size, spec, nprng).to(device)
             filled = gen.fill(real, mask)
             # the discriminator: real windows toward 1, filled ones toward 0

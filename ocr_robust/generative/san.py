@@ -376,7 +376,7 @@ def train_san(cfg: SANTrainConfig, progress: bool = True) -> dict:
     from ..evaluation.pages import write_gallery
     from ..runs import pick_device
     from .io import save_module
-    from .patchgan import _windows
+    from .patchgan import line_windows
 
     out = Path(cfg.out)
     ds = LineDataset.open(cfg.data)
@@ -390,7 +390,7 @@ def train_san(cfg: SANTrainConfig, progress: bool = True) -> dict:
             "R": torch.optim.Adam(san.R.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=1e-5),
             "critic": torch.optim.Adam(san.critic.parameters(), lr=cfg.lr, betas=(0.5, 0.9))}
     feats = Features(cfg.feature_model, device)
-    real_eval = _windows(ds, cfg.fid_samples, random.Random(f"{cfg.seed}:fid"))
+    real_eval = line_windows(ds, cfg.fid_samples, random.Random(f"{cfg.seed}:fid"))
     real_f = feats(real_eval)
     z_eval = torch.Generator().manual_seed(cfg.seed + 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -403,7 +403,7 @@ def train_san(cfg: SANTrainConfig, progress: bool = True) -> dict:
         sums: dict[str, float] = {}
         steps = 0
         for _ in range(cfg.steps_per_epoch):
-            x = _windows(ds, cfg.batch_size, rng).to(device)
+            x = line_windows(ds, cfg.batch_size, rng).to(device)
             for k, v in train_step(san, opts, x, cfg).items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
