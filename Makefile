@@ -30,7 +30,7 @@ DOC_PKGS := texlive-latex-recommended-doc texlive-science-doc octave-doc gnuplot
 SYSTEM_PKGS := $(FONT_PKGS) $(ENGINE_PKGS) $(ANCHOR_PKGS) $(DOC_PKGS)
 SYSTEM_STAMP := $(VENV)/.system-$(shell echo $(SYSTEM_PKGS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup system test lint demo anchors bench-ingest bench-defences bench-generative clean
+.PHONY: setup system test lint demo anchors bench-ingest bench-defences bench-generative bench-ddp clean
 
 setup: $(STAMP) system
 
@@ -90,6 +90,13 @@ bench-generative: setup
 	[ -f benchmarks/work/san/san.safetensors ] || $(PY) -m ocr_robust san train \
 	  --data benchmarks/work/backgrounds --out benchmarks/work/san --epochs 4 --steps-per-epoch 200 --time-limit 8
 	$(PY) benchmarks/bench_generative.py --gen benchmarks/work/patchgan --san benchmarks/work/san
+
+# data-parallel training (issue 22): 2 gloo processes against one with the same global batch, on the
+# real training documents and the real-document suite that `make demo` writes (RESULTS.md, "Training on
+# several processes")
+bench-ddp: setup
+	[ -d benchmarks/work/ddp/suite ] || [ -d $(DEMO)/suite ] || $(MAKE) demo
+	$(PY) benchmarks/bench_ddp.py --seeds 0,1
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -92,6 +92,12 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     pdfs = _expand_pdfs(a.pdfs)
     if not pdfs:
         raise InputError(" ".join(a.pdfs), "no PDF file found")
+    if a.shard:
+        from .pdf.select import shard_of
+
+        pdfs = shard_of(pdfs, a.shard)
+        if not pdfs:
+            raise InputError(" ".join(a.pdfs), f"shard {a.shard} of these PDFs is empty: fewer PDFs than shards")
     cfg = IngestConfig(out=a.out, dpi=a.dpi, lmdb=a.lmdb, degrade=a.degrade or "", charset=a.charset, seed=a.seed,
                        workers=a.workers, margin=a.margin, max_page_pixels=a.max_page_pixels,
                        watermarks=a.watermarks or "", watermark_fraction=a.watermark_fraction, max_pages=a.max_pages,
@@ -195,11 +201,23 @@ def train_config(a: argparse.Namespace):
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    """``ocr-robust train``; under ``torchrun`` every process runs it, joined in one process
+    group (``training/distributed.py``), and rank 0 writes and prints."""
+    from .training import distributed
+
+    cfg = train_config(a)
+    w = distributed.init_from_env(cfg.device)
+    try:
+        return _train(a, cfg, w)
+    finally:
+        distributed.close()
+
+
+def _train(a: argparse.Namespace, cfg, w) -> int:
     from .training import Trainer
     from .training.checkpoint import STATE_FILE, clear_run, run_files
     from .training.distill import prepare_teachers
 
-    cfg = train_config(a)
     if a.resume and a.overwrite:
         raise InputError(cfg.out, "--resume continues the run and --overwrite starts it anew: choose one")
     existing = run_files(cfg.out)
@@ -208,17 +226,25 @@ def cmd_train(a: argparse.Namespace) -> int:
                                   "starts it anew, or choose another --out")
     if a.resume and not (Path(cfg.out) / STATE_FILE).is_file():
         raise InputError(cfg.out, f"nothing to resume: no training state ({STATE_FILE}) in it; start without --resume")
-    if a.overwrite:
+    w.barrier()  # every rank has looked at the folder before rank 0 writes into it
+    if a.overwrite and w.main:
         clear_run(cfg.out)
+    w.barrier()
     cfg = prepare_teachers(cfg, progress=not a.quiet)  # --distill-folds: the fold teachers first
     trainer = Trainer(cfg, progress=not a.quiet)
-    for p in trainer.problems[:20]:
-        print(f"skipped: {p}", file=sys.stderr)
-    if trainer.problems:
-        print(f"{len(trainer.problems)} lines skipped (see above)", file=sys.stderr)
-    if a.resume and trainer.resume():
+    if w.main:
+        for p in trainer.problems[:20]:
+            print(f"skipped: {p}", file=sys.stderr)
+        if trainer.problems:
+            print(f"{len(trainer.problems)} lines skipped (see above)", file=sys.stderr)
+        if w.size > 1:
+            print(f"training on {w.size} processes ({trainer.device.type}), {cfg.batch_size} lines per batch on each; "
+                  f"peak lr {trainer.lr:g} ({cfg.lr_scaling} scaling)")
+    if a.resume and trainer.resume() and w.main:
         print(f"resuming {cfg.out} at epoch {trainer.epoch}")
     r = trainer.fit()
+    if not w.main:
+        return 0
     if r["stopped"].startswith(("signal", "stop file")):
         print(f"stopped by {r['stopped']} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}; checkpoint "
               f"saved: continue with --resume")
@@ -514,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backgrounds", type=int, default=0,
                    help="write up to N text-free crops per page instead of its lines (empty labels): margins, gaps, "
                         "watermark strokes and stamps, for `san train`")
+    s.add_argument("--shard", metavar="I/N", help="ingest only shard I of N (0 <= I < N): every N-th PDF of the "
+                                                  "sorted list, from the I-th; train on the shards' stores together "
+                                                  "with --data OUT0,OUT1,... or a stores.txt")
     s.add_argument("--json", help="also write the summary to this file (it is always in OUT/ingest.json)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_ingest)

@@ -17,7 +17,7 @@ from ..images import HEIGHT, WIDTH_MULTIPLE, checked_size, label_fits, pad_batch
 from .crop import CROP_MODES, normalise_crop
 from .store import ConcatStore, FolderStore, LmdbStore, open_store, read_grey
 
-__all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler"]
+__all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler", "split_for_world"]
 
 
 @dataclass
@@ -155,7 +155,45 @@ def collate(batch: list[LineSample]) -> LineBatch:
                      unreadable=bad)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+def split_for_world(batches: list[list[int]], world_size: int) -> list[list[int]]:
+    """``batches`` with the largest split in two until their number is a multiple of
+    ``world_size``: every rank then gets as many batches (a rank with fewer would wait for the
+    others' all-reduce), and every line still comes exactly once. Rank ``r`` takes
+    ``out[r::world_size]``; with one process (or a count that divides) nothing changes."""
+    out = [list(b) for b in batches]
+    while out and len(out) % world_size:
+        k = max(range(len(out)), key=lambda i: len(out[i]))
+        if len(out[k]) < 2:
+            raise ValueError(f"{sum(map(len, out))} lines cannot fill a batch on each of {world_size} processes")
+        half = len(out[k]) // 2
+        out[k:k + 1] = [out[k][:half], out[k][half:]]
+    return out
+
+
+class _Sharded:
+    """What both batch samplers share: the epoch's batches for all ranks (``batches()``), and
+    this rank's disjoint share of them (iteration, ``len``)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def batches(self) -> list[list[int]]:
+        raise NotImplementedError
+
+    def set_world(self, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        self.rank, self.world_size = rank, world_size
+
+    def shard(self, batches: list[list[int]]) -> list[list[int]]:
+        """This rank's batches of the epoch's ``batches`` (all ranks' list, split to fit)."""
+        return split_for_world(batches, self.world_size)[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.shard(self.batches()))
+
+
+class BucketBatchSampler(_Sharded, Sampler[list[int]]):
     """Batches of lines of similar width, so short lines are not padded to the longest.
 
     Each epoch: sort by width with a random tie-break, cut into batches, shuffle the order
@@ -164,6 +202,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     come narrowest first (SortaGrad, Amodei et al. 2016, "Deep Speech 2"): a model
     starting from scratch learns CTC alignments on short lines first, which are also the
     cheapest steps, and leaves the blank-only plateau sooner.
+
+    Under ``torchrun`` (``set_world``), each rank iterates over a disjoint share of the one
+    epoch's batches: every line once per epoch over all ranks.
     """
 
     def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
@@ -192,9 +233,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             rng.shuffle(out)
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
     def __len__(self) -> int:
         n = len(self.widths)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        total = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return -(-total // self.world_size)

@@ -7,21 +7,27 @@ moving average of each line's true-label loss, fed back by the Trainer after eac
 lines not yet seen count as average. Batches hold lines of similar width, as in
 :class:`BucketBatchSampler`. Deterministic for the seed, the epoch and the feedback; its
 state travels in checkpoints.
+
+Under ``torchrun`` each rank trains on its share of the epoch's batches (``set_world``) and
+feeds back only its own lines; :meth:`HardExampleSampler.merge` combines the ranks' tables at
+each epoch's start, so that every rank draws the next epoch from the same difficulty table.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .dataset import _Sharded
+
 __all__ = ["HardExampleSampler"]
 
 
-class HardExampleSampler(Sampler[list[int]]):
+class HardExampleSampler(_Sharded, Sampler[list[int]]):
     def __init__(self, widths: Sequence[int], batch_size: int, seed: int = 0, extra: float = 0.25,
                  ema: float = 0.5, easy_weight: float = 0.2, max_weight: float = 10.0):
         if batch_size < 1:
@@ -32,6 +38,7 @@ class HardExampleSampler(Sampler[list[int]]):
         n = len(self.widths)
         self.loss = np.full(n, np.nan)
         self.correct = np.zeros(n, bool)
+        self.touched = np.zeros(n, bool)  # fed back since the last merge
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -44,6 +51,30 @@ class HardExampleSampler(Sampler[list[int]]):
             old = self.loss[p]
             self.loss[p] = l if np.isnan(old) else self.ema * old + (1 - self.ema) * l
             self.correct[p] = bool(c)
+            self.touched[p] = True
+
+    def feedback_table(self, state: dict | None = None) -> torch.Tensor:
+        """This rank's feedback since the last merge (or that of a saved ``state``), as the
+        3 x N sums :meth:`merge` adds over the ranks: loss, times fed back, times read right."""
+        if state is None:
+            loss, correct, touched = self.loss, self.correct, self.touched
+        else:
+            loss, correct = state["loss"].numpy(), state["correct"].numpy().astype(bool)
+            touched = state["touched"].numpy().astype(bool) if "touched" in state else np.zeros(len(loss), bool)
+        t = torch.from_numpy(touched.astype(np.float64))
+        return torch.stack([torch.from_numpy(np.where(touched, np.nan_to_num(loss), 0.0)), t,
+                            torch.from_numpy(correct.astype(np.float64)) * t])
+
+    def merge(self, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Make every rank's table the same: each line fed back on some ranks since the last
+        merge takes the mean of their losses, and counts as read correctly if most of them
+        read it so; other lines keep their (equal) values. ``sum_over_ranks`` is the
+        all-reduce (``World.sum_``); every rank must call this at the same point."""
+        total = sum_over_ranks(self.feedback_table()).numpy()
+        seen = total[1] > 0
+        self.loss[seen] = total[0][seen] / total[1][seen]
+        self.correct[seen] = total[2][seen] / total[1][seen] >= 0.5
+        self.touched[:] = False
 
     def weights(self) -> np.ndarray:
         seen = ~np.isnan(self.loss)
@@ -68,15 +99,15 @@ class HardExampleSampler(Sampler[list[int]]):
         rng.shuffle(out)
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
     def __len__(self) -> int:
-        return -(-(len(self.widths) + self.n_extra()) // self.batch_size)
+        batches = -(-(len(self.widths) + self.n_extra()) // self.batch_size)
+        return -(-batches // self.world_size)
 
     def state_dict(self) -> dict:
-        return {"loss": torch.from_numpy(self.loss.copy()), "correct": torch.from_numpy(self.correct.copy())}
+        return {"loss": torch.from_numpy(self.loss.copy()), "correct": torch.from_numpy(self.correct.copy()),
+                "touched": torch.from_numpy(self.touched.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         self.loss = state["loss"].numpy().astype(np.float64)
         self.correct = state["correct"].numpy().astype(bool)
+        self.touched = state["touched"].numpy().astype(bool) if "touched" in state else np.zeros(len(self.loss), bool)

@@ -61,8 +61,12 @@ def read_grey(store: "FolderStore | LmdbStore | ConcatStore", i: int) -> np.ndar
 def open_store(path: str | Path, strict: bool = False) -> "FolderStore | LmdbStore | ConcatStore":
     """Open a folder store, an LMDB store, or a list of stores (a ``.txt`` file such as
     ``stores.txt``, or a folder holding a ``stores.txt``: one store path per line, relative
-    to that file), whichever ``path`` is."""
+    to that file; or the stores' paths joined by commas), whichever ``path`` is. A list is
+    read as one store, in order, without copying (the shards of ``ingest --shard``)."""
     p = Path(path)
+    if "," in str(path) and not p.exists():
+        parts = [q.strip() for q in str(path).split(",") if q.strip()]
+        return ConcatStore([_one_store(Path(q), strict) for q in parts], Path(parts[0]).parent)
     if p.is_file() and p.suffix == ".txt" or (p / STORES).is_file():
         return ConcatStore.from_manifest(p if p.is_file() else p / STORES, strict)
     if is_lmdb(p):
@@ -232,6 +236,7 @@ class ConcatStore:
             stores.append(open_store(sp, strict))
         return cls(stores, manifest.parent)
 
+
     def __len__(self) -> int:
         return self._starts[-1]
 
@@ -252,6 +257,14 @@ class ConcatStore:
     def image_bytes(self, i: int) -> bytes:
         k, j = self._at(i)
         return self.stores[k].image_bytes(j)
+
+
+def _one_store(p: Path, strict: bool) -> "FolderStore | LmdbStore":
+    """One store of a comma-separated list: a folder or an LMDB, not a list itself."""
+    store = open_store(p, strict)
+    if isinstance(store, ConcatStore):
+        raise InputError(p, "is a list of stores itself; list the stores")
+    return store
 
 
 class FolderWriter:

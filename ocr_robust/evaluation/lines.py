@@ -27,12 +27,15 @@ __all__ = ["evaluate", "BenchRow", "StoreReading", "read_store", "bench", "forma
 
 @torch.no_grad()
 def evaluate(model: CRNN, ds, charset: Charset, device: torch.device, batch_size: int = 64,
-             progress: bool = False) -> Scores:
-    """Greedy-decode every line of ``ds`` and score it."""
+             progress: bool = False, shard: tuple[int, int] = (0, 1)) -> Scores:
+    """Greedy-decode every line of ``ds`` and score it; ``shard=(rank, world_size)``: only
+    that rank's share of the batches (``Scores.merged`` of all shards is the whole set's)."""
     widths = ds.widths() if hasattr(ds, "widths") else ds.dataset.widths()
     if isinstance(ds, Subset):
         widths = [widths[i] for i in ds.indices]
-    loader = DataLoader(ds, batch_sampler=BucketBatchSampler(widths, batch_size, shuffle=False), collate_fn=collate)
+    rank, world_size = shard  # no collective here, so the shards need not be of equal count
+    batches = BucketBatchSampler(widths, batch_size, shuffle=False).batches()[rank::world_size]
+    loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate)
     scores = Scores()
     with model_state(model, train=False, grads=False):
         for batch in tqdm(loader, desc="eval", leave=False, disable=not progress):

@@ -53,6 +53,16 @@ class Scores:
             self.empty_lines += 1
             self.empty_read_as_text += int(bool(pred.strip()))
 
+    @classmethod
+    def merged(cls, parts: Iterable[Scores]) -> Scores:
+        """The scores of the union of the sets ``parts`` were computed on (the shards of a
+        validation set scored on several ranks): counts add, per-line records concatenate."""
+        out = cls()
+        for p in parts:
+            for k, v in asdict(p).items():
+                setattr(out, k, getattr(out, k) + (list(v) if isinstance(v, list) else v))
+        return out
+
     def update(self, preds: Iterable[str], truths: Iterable[str]) -> Scores:
         for p, t in zip(preds, truths, strict=True):
             self.add(p, t)

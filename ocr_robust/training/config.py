@@ -14,6 +14,7 @@ import yaml
 from ..data.crop import CROP_MODES
 from ..errors import InputError
 from ..images import MAX_WIDTH
+from .distributed import LR_SCALING
 from .schedule import SCHEDULES
 
 __all__ = ["TrainConfig"]
@@ -31,7 +32,8 @@ class TrainConfig:
     ``dataclasses.replace``. Each field's ``metadata`` carries its ``help`` (and ``flag``, where
     the ``train`` flag is not the field's name); ``ocr-robust train`` builds its flags from them."""
 
-    data: str = _f("", "training line store: a folder, an LMDB, or NAME.txt listing stores")
+    data: str = _f("", "training line store: a folder, an LMDB, NAME.txt listing stores, or stores joined by "
+                       "commas (read as one)")
     out: str = _f("runs/run", "run folder")
     val: str | None = _f(None, "validation line store (default: a held-back share of --data)")
     val_fraction: float = _f(0.05, "share of --data held back for validation when --val is not given")
@@ -39,7 +41,7 @@ class TrainConfig:
     charset: str = _f("latin", "a charset name (ocr_robust/charsets) or a charset file")
     mode: str = _f("natural", "training mode: natural, realtime, pgd-at, fgsm-rs, free-at, nsl, trades")
     epochs: int = _f(10, "epochs to train", positive=True)
-    batch_size: int = _f(64, "lines per batch", positive=True)
+    batch_size: int = _f(64, "lines per batch (per process under torchrun)", positive=True)
     lr: float = _f(2e-3, "peak learning rate (AdamW)", positive=True)
     weight_decay: float = _f(0.01, "AdamW weight decay")
     warmup: float = _f(0.1, "share of steps warming up (onecycle)")
@@ -70,6 +72,11 @@ class TrainConfig:
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     amp: bool = _f(True, "bfloat16 mixed precision where the device has it natively")
     workers: int = _f(0, "DataLoader worker processes")
+    # under torchrun (training.distributed); batch_size is per rank
+    lr_scaling: str = _f("sqrt", "under torchrun: the peak lr is lr x sqrt(processes) (sqrt), x processes "
+                                 "(linear) or lr (none)", choices=LR_SCALING)
+    val_ranks: str = _f("sharded", "under torchrun: validate a share of the lines on each rank (sharded) or all "
+                                   "on rank 0 (rank0); the figures are the same", choices=("sharded", "rank0"))
     time_limit_min: float | None = _f(None, "stop after this many minutes, keeping best and last", flag="--time-limit")
     mode_options: dict = field(default_factory=dict, metadata={"flag": None})  # --opt KEY=VALUE
     init_from: str | None = _f(None, "start from the weights of this run or export (fine-tuning)", flag="--init")

@@ -91,10 +91,13 @@ def prepare_teachers(cfg, progress: bool = True):
     """``cfg`` with ``teachers`` set: with ``distill_folds`` K, the K fold teachers are
     trained first (a finished one is reused, an interrupted one resumed), each with the
     student's config except its folder, its fold and no distillation of its own."""
+    from .distributed import world
     from .trainer import Trainer
 
     if not cfg.distill_folds:
         return cfg
+    w = world()  # under torchrun every rank trains each teacher with the others; rank 0 writes
+    progress = progress and w.main
     runs = teacher_dirs(cfg.out, cfg.distill_folds)
     for k, run in enumerate(runs):
         if _done(run, cfg.epochs):
@@ -109,7 +112,9 @@ def prepare_teachers(cfg, progress: bool = True):
         r = t.fit()
         if r["stopped"].startswith(("signal", "stop file")):
             raise KeyboardInterrupt(f"teacher {run} stopped by {r['stopped']}: run the command again to continue")
-        (run / "teacher.done").write_text(r["stopped"] + "\n", encoding="utf-8")
+        if w.main:
+            (run / "teacher.done").write_text(r["stopped"] + "\n", encoding="utf-8")
+        w.barrier()
     return replace(cfg, teachers=teacher_list(cfg.out, cfg.distill_folds))
 
 

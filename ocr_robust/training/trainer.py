@@ -30,20 +30,22 @@ from tqdm import tqdm
 from ..augment import Augment, parse_augment
 from ..charset import Charset
 from ..data.crop import CropJitter
-from ..data.dataset import BucketBatchSampler, LineBatch, LineDataset, collate
+from ..data.dataset import BucketBatchSampler, LineBatch, LineDataset, collate, split_for_world
 from ..data.notext import add_notext
 from ..data.sampler import HardExampleSampler
 from ..errors import InputError
 from ..evaluation.lines import evaluate
+from ..evaluation.metrics import Scores
 from ..generative.backgrounds import BackgroundComposite, SANBackgrounds
 from ..generative.erase import EraseSpec, RegionDropout
 from ..generative.patchgan import load_generator
 from ..generative.san import load_san
 from ..models import ModelConfig, build_model
-from ..runs import METRICS_FILE, pick_device, save_weights
+from ..runs import METRICS_FILE, save_weights
 from .checkpoint import STATE_FILE, read_state, rng_state, set_rng_state, write_state
 from .config import TrainConfig
 from .distill import Distiller, fold_of, parse_fold
+from .distributed import broadcast_state, local_device, rank_seed, scaled_lr, world
 from .modes import StepContext, make_mode
 from .schedule import lr_factor, progress
 from .stopping import STOP_FILE, StopRequests, plateau_reason
@@ -96,18 +98,25 @@ class Trainer:
     per-line losses go back to the hard-example sampler. A file named ``STOP`` in the run
     folder, SIGINT or SIGTERM end the run after the current step with a checkpoint from
     which ``resume()`` continues at the next batch.
+
+    Under ``torchrun`` (a process group set up by ``distributed.init_from_env``) each rank
+    trains on its share of every epoch's batches, the gradient is averaged over the ranks
+    once per optimizer step, a stop asked on any rank stops all of them at the same step,
+    and rank 0 alone writes the run folder; see ``training/distributed.py``.
     """
 
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg = cfg
-        self.progress = progress
+        self.world = world()
+        self.progress = progress and self.world.main
         self.out = Path(cfg.out)
-        self.device = pick_device(cfg.device)
+        self.device = local_device(cfg.device, self.world)
         self.charset = Charset.load(cfg.charset)
+        self.seed = rank_seed(cfg.seed, self.world.rank)  # what must differ between ranks draws from it
         seed_everything(cfg.seed)
         plan = parse_augment(cfg.augment)
         steps = ([CropJitter(cfg.crop_jitter)] if cfg.crop_jitter > 0 else []) + \
-            ([Augment(plan.strength, seed=cfg.seed)] if plan.strength > 0 else [])
+            ([Augment(plan.strength, seed=self.seed)] if plan.strength > 0 else [])
         aug = _Chain(steps) if steps else None
         full = LineDataset.open(cfg.data, self.charset, max_width=cfg.max_width, transform=aug, crop=cfg.crop)
         self.problems = list(full.problems)
@@ -131,6 +140,9 @@ class Trainer:
             self.train_ds = Subset(full, [i for i in kept if fold_of(i, fold[1], cfg.seed) != fold[0]])
         if len(self.train_ds) == 0:
             raise InputError(cfg.data, "no usable training lines")
+        if len(self.train_ds) < self.world.size:
+            raise InputError(cfg.data, f"{len(self.train_ds)} usable training lines: too few for {self.world.size} "
+                                       "processes")
         widths = full.widths()
         if isinstance(self.train_ds, Subset):
             widths = [widths[i] for i in self.train_ds.indices]
@@ -148,6 +160,7 @@ class Trainer:
                                               sortagrad=cfg.sortagrad and not cfg.init_from)
         else:
             raise ValueError(f"mode {cfg.mode!r} asks for sampler {kind!r}: bucket or hard")
+        self.sampler.set_world(self.world.rank, self.world.size)
         self.notext_rate = cfg.notext_rate if cfg.notext_rate is not None else self.mode.notext_rate
         self.dropout: RegionDropout | None = None
         if plan.dropout is not None:
@@ -168,7 +181,11 @@ class Trainer:
         self.model = build_model(cfg.model, num_classes=self.charset.num_classes).to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if self.world.size > 1:  # rank 0's start on every rank; then each rank its own dropout masks
+            broadcast_state(self.model, self.world)
+            seed_everything(self.seed)
+        self.lr = scaled_lr(cfg.lr, self.world.size, cfg.lr_scaling)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=cfg.weight_decay)
         total = max(4, cfg.epochs * len(self.sampler) * self.replays)
         self.total_steps = total
         self.train_seconds = 0.0  # time spent in training steps, over all sessions of the run
@@ -179,8 +196,11 @@ class Trainer:
         self.step = 0
         self.best = -1.0
         self.history: list[dict] = []
-        self.batch_in_epoch = 0  # batches of the current epoch already done (a mid-epoch checkpoint)
-        self._epoch_batches: list[list[int]] | None = None
+        self.batch_in_epoch = 0  # this rank's batches of the current epoch already done (a mid-epoch checkpoint)
+        # the current epoch's batches not yet trained, all ranks' (rank r trains todo[r::world]); None: a new epoch
+        self._todo: list[list[int]] | None = None
+        self._todo_done = 0  # of them, this rank's batches done in this session
+        self._elapsed = 0.0  # rank 0's training seconds at the last step, the same on every rank (lr over time)
         self.best_loss = math.inf
         self.since_loss = self.since_val = 0  # epochs without improvement
         self.bad_steps = 0  # non-finite steps skipped in total
@@ -188,6 +208,8 @@ class Trainer:
 
     def _lr_factor(self, step: int) -> float:
         elapsed = None if self._session_t0 is None else self._seconds_base + time.perf_counter() - self._session_t0
+        if self.world.size > 1 and elapsed is not None:  # one clock for all ranks, or their lr would differ
+            elapsed = self._elapsed
         p = progress(step, self.total_steps, elapsed, self.cfg.time_limit_min)
         return lr_factor(p, self.cfg.schedule, self.cfg.warmup, self.total_steps)
 
@@ -231,15 +253,38 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------
     def _save_config(self) -> None:
+        if not self.world.main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         d = asdict(self.cfg)
         d["model_config"] = asdict(self.model.cfg)
+        if self.world.size > 1:
+            d["distributed"] = {"world_size": self.world.size, "peak_lr": self.lr}
         (self.out / "config.yaml").write_text(yaml.safe_dump(d, sort_keys=False, allow_unicode=True), encoding="utf-8")
         self.charset.save(self.out / "charset.txt")
 
+    def _rank_state(self) -> dict:
+        """What differs between ranks and must come back on resume: RNG states and the
+        hard-example sampler's feedback (merged only at each epoch's start)."""
+        out = rng_state()
+        if isinstance(self.sampler, HardExampleSampler):
+            out["sampler"] = self.sampler.state_dict()
+        return out
+
+    def _remaining(self) -> list[list[int]] | None:
+        """The current epoch's batches not yet trained by any rank (None between epochs)."""
+        if not self.batch_in_epoch or self._todo is None:
+            return None
+        return self._todo[self._todo_done * self.world.size:]
+
     def save(self, best: bool) -> None:
+        """Write the checkpoint (rank 0; under torchrun every rank calls it, at the same step,
+        and sends its RNG and sampler state)."""
         if self._session_t0 is not None:
             self.train_seconds = self._seconds_base + time.perf_counter() - self._session_t0
+        ranks = self.world.gather(self._rank_state()) if self.world.size > 1 else None
+        if not self.world.main:
+            return
         save_weights(self.model, self.out / "last.safetensors")
         if best:
             save_weights(self.model, self.out / "best.safetensors")
@@ -251,10 +296,12 @@ class Trainer:
             **rng_state(),
             "batch_in_epoch": self.batch_in_epoch, "best_loss": self.best_loss, "since_loss": self.since_loss,
             "since_val": self.since_val, "bad_steps": self.bad_steps,
-            "epoch_batches": json.dumps(self._epoch_batches if self.batch_in_epoch else None),
+            "todo_batches": json.dumps(self._remaining()), "world_size": self.world.size,
         }
         if isinstance(self.sampler, HardExampleSampler):
             state["sampler"] = self.sampler.state_dict()
+        if ranks is not None:
+            state["ranks"] = ranks
         write_state(self.out, state)
 
     def resume(self) -> bool:
@@ -262,6 +309,16 @@ class Trainer:
         if not state_path.is_file():
             return False
         state = read_state(state_path)
+        saved_world, size = int(state.get("world_size", 1)), self.world.size
+        if saved_world != size:
+            # another world size: each rank's share of an epoch changes, so the step count per
+            # epoch does too; the schedule keeps the run's own length
+            if self.world.main:
+                print(f"resuming {self.out}, saved by {saved_world} process(es), on {size}: the data order changes "
+                      f"from here (the rest of the epoch is split over {size}); the schedule keeps its "
+                      f"{state.get('total_steps')} steps and the learning rate its scaling for {saved_world}",
+                      file=sys.stderr, flush=True)
+            self.total_steps = int(state.get("total_steps", self.total_steps))
         if int(state.get("total_steps", -1)) != self.total_steps:
             raise InputError(state_path, f"the run was scheduled for {state.get('total_steps')} steps, "
                                          f"this config for {self.total_steps}: resume with the run's own "
@@ -275,14 +332,27 @@ class Trainer:
         self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])
         self.history = json.loads(state["history"])
         self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
-        self._epoch_batches = json.loads(state.get("epoch_batches", "null"))
+        todo = json.loads(state.get("todo_batches", "null"))
+        if todo is None and "epoch_batches" in state:  # a state written before the ranks' shares
+            old = json.loads(state["epoch_batches"])
+            todo = old[self.batch_in_epoch:] if old is not None else None
+        self._todo = split_for_world(todo, size) if todo is not None else None
+        self._todo_done = 0
         self.best_loss = float(state.get("best_loss", math.inf))
         self.since_loss, self.since_val = int(state.get("since_loss", 0)), int(state.get("since_val", 0))
         self.bad_steps = int(state.get("bad_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
-        if "sampler" in state and isinstance(self.sampler, HardExampleSampler):
-            self.sampler.load_state_dict(state["sampler"])
-        set_rng_state(state)
+        ranks = state.get("ranks") or [{k: v for k, v in state.items() if k.startswith(("rng_", "sampler"))}]
+        mine = ranks[self.world.rank] if self.world.rank < len(ranks) else None
+        if isinstance(self.sampler, HardExampleSampler) and "sampler" in ranks[0]:
+            if saved_world == size:
+                self.sampler.load_state_dict(mine["sampler"])  # type: ignore[index]
+            else:  # the saved ranks' feedback merged, as at an epoch's start
+                self.sampler.load_state_dict(ranks[0]["sampler"])
+                tables = [self.sampler.feedback_table(r["sampler"]) for r in ranks]
+                self.sampler.merge(lambda _: torch.stack(tables).sum(0))
+        if mine is not None:  # a rank the saved run did not have keeps its own seeded state
+            set_rng_state(mine)
         return True
 
     def _count_unreadable(self, problems: list[str]) -> None:
@@ -305,9 +375,11 @@ class Trainer:
         feedback = isinstance(self.sampler, HardExampleSampler)
         for r in range(self.replays):
             ctx = StepContext(self.device, self.cfg.amp, self.epoch, self.step, self.charset, self.cfg.mode_options,
-                              seed=self.cfg.seed, feedback=feedback and r == 0, replay=r)
+                              seed=self.seed, feedback=feedback and r == 0, replay=r)
             self.opt.zero_grad(set_to_none=True)
             out = self.mode.step(self.model, batch, ctx)
+            if self.world.size > 1:
+                out["loss"] = self._average_step(out["loss"])
             stats = {**out, **{k: v for k, v in stats.items() if k.startswith("sample_")}}
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             if not (math.isfinite(out["loss"]) and torch.isfinite(norm)):
@@ -328,11 +400,55 @@ class Trainer:
             self.sampler.update(pos, stats["sample_loss"], stats["sample_correct"])
         return {k: v for k, v in stats.items() if not k.startswith("sample_")}
 
+    def _average_step(self, loss: float) -> float:
+        """Under torchrun, the one all-reduce of an optimizer step: the gradients the mode
+        accumulated (over all its inner steps), the BatchNorm running statistics, the loss
+        and the training clock, averaged over the ranks in one flat buffer; returns the mean
+        loss. Every rank then clips, checks and steps the same gradient."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:  # a parameter this rank's step did not reach still takes part
+                p.grad = torch.zeros_like(p)
+        buffers = [b for b in self.model.buffers() if b.is_floating_point()]
+        clock = torch.tensor([loss, self.training_seconds()], dtype=torch.float32, device=self.device)
+        self.world.average([p.grad for p in params if p.grad is not None] + buffers + [clock])
+        self._elapsed = float(clock[1])
+        return float(clock[0])
+
+    def _validate(self) -> Scores:
+        """The validation scores, the same on every rank: each rank scores its share of the
+        lines (``val_ranks: sharded``) or rank 0 scores all (``rank0``)."""
+        if self.world.size == 1:
+            return evaluate(self.model, self.val_ds, self.charset, self.device)
+        if self.cfg.val_ranks == "sharded":
+            part = evaluate(self.model, self.val_ds, self.charset, self.device,
+                            shard=(self.world.rank, self.world.size))
+            return Scores.merged(self.world.gather(part))
+        return self.world.share(evaluate(self.model, self.val_ds, self.charset, self.device)
+                                if self.world.main else None)
+
+    def _agree(self, reason: str | None) -> str | None:
+        """Under torchrun, the stop every rank takes after this step: the strongest any rank
+        asks for (a signal, a STOP file, the time limit, a hook), so that all stop together."""
+        if self.world.size == 1:
+            return reason
+        kinds = ("", "hook", "time limit", "stop file", "signal")
+        mine = 0 if reason is None else next((k for k in range(4, 1, -1) if reason.startswith(kinds[k])), 1)
+        agreed = self.world.max_int(mine)
+        if agreed == mine:
+            return reason
+        return {1: "stopped on another rank", 2: "time limit", 3: "stop file on another rank",
+                4: "signal on another rank"}.get(agreed)
+
     def _adversarial_validation(self, rec: dict) -> None:
         """Epoch end: attack validation lines with the mode's adversary (or a default
         targeted confusable attack); write the human-check page; the easy share."""
         full = self.cfg.stop_easy_share is not None
         if not full and self.cfg.report_images <= 0:
+            return
+        if not self.world.main:  # rank 0 attacks and writes the page; every rank gets its easy share
+            if full:
+                rec["val_easy_share"] = self.world.share(None)
             return
         from ..adversarial.confusion import TextConfuser
         from ..charset import ConfusableTable
@@ -345,7 +461,7 @@ class Trainer:
                                          limit=None if full else self.cfg.report_images,
                                          keep=self.cfg.report_images, seed=f"{self.cfg.seed}:{self.epoch}")
         if full:
-            rec["val_easy_share"] = share
+            rec["val_easy_share"] = self.world.share(share)
         if self.cfg.report_images > 0:
             write_page(lines, self.out / "adversarial" / f"epoch-{self.epoch:03d}",
                        f"{self.out.name}: validation lines under attack after epoch {self.epoch}",
@@ -372,7 +488,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            tb = SummaryWriter(str(self.out / "tb"))
+            tb = SummaryWriter(str(self.out / "tb")) if self.world.main else None
         except ImportError:  # TensorBoard is optional
             pass
         t_start = self._session_t0 = time.perf_counter()
@@ -386,13 +502,16 @@ class Trainer:
         with StopRequests() as requests:
             while self.epoch < last_epoch and not stopped:
                 self.sampler.set_epoch(self.epoch)
-                if not self.batch_in_epoch or self._epoch_batches is None:
-                    self._epoch_batches = self.sampler.batches()
-                todo = self._epoch_batches[self.batch_in_epoch:]
+                if self._todo is None:  # a new epoch: all ranks' batches, from one difficulty table
+                    if isinstance(self.sampler, HardExampleSampler) and self.world.size > 1:
+                        self.sampler.merge(self.world.sum_)
+                    self._todo = split_for_world(self.sampler.batches(), self.world.size)
+                self._todo_done = 0
+                todo = self._todo[self.world.rank::self.world.size]
                 # its own generator: a loader draws its worker seed from the global RNG otherwise,
                 # and a resumed epoch (one more loader) would then train with other dropout masks
                 loader = DataLoader(self.train_ds, batch_sampler=todo, collate_fn=collate, num_workers=self.cfg.workers,
-                                    generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch))
+                                    generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
                 t0, lines, losses = time.perf_counter(), 0, []
                 sums: dict[str, float] = {}
                 bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
@@ -402,19 +521,21 @@ class Trainer:
                         self._count_unreadable(batch["unreadable"])
                     if not batch["texts"]:  # every line of the batch unreadable: nothing to learn from
                         self.batch_in_epoch += 1
+                        self._todo_done += 1
                         continue
                     if self.composite is not None:
-                        batch = self.composite(batch, np.random.default_rng([self.cfg.seed, self.epoch, self.step, 13]))
+                        batch = self.composite(batch, np.random.default_rng([self.seed, self.epoch, self.step, 13]))
                     if self.dropout is not None:
-                        batch = self.dropout(batch, np.random.default_rng([self.cfg.seed, self.epoch, self.step, 11]))
+                        batch = self.dropout(batch, np.random.default_rng([self.seed, self.epoch, self.step, 11]))
                     if self.notext_rate > 0:
-                        rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step, 7])
+                        rng = np.random.default_rng([self.seed, self.epoch, self.step, 7])
                         batch = add_notext(batch, self.notext_rate, rng, self.notext_source)
                     if self.distiller is not None:  # the teachers label the batch as the student will see it
                         batch["soft"] = self.distiller(batch)
                     stats = self._train_step(batch)
                     self.step += 1
                     self.batch_in_epoch += 1
+                    self._todo_done += 1
                     lines += len(batch["texts"])
                     losses.append(stats["loss"])
                     for k, v in stats.items():
@@ -423,13 +544,12 @@ class Trainer:
                     if tb:
                         for k, v in stats.items():
                             tb.add_scalar(f"train/{k}", v, self.step)
+                    reason: str | None = None
                     if requests.signal or stop_file.exists():
-                        stopped = f"signal {requests.signal}" if requests.signal else f"stop file {stop_file}"
-                        break
-                    if deadline and time.perf_counter() > deadline:
-                        stopped = "time limit"
-                        break
-                    if on_step is not None:
+                        reason = f"signal {requests.signal}" if requests.signal else f"stop file {stop_file}"
+                    elif deadline and time.perf_counter() > deadline:
+                        reason = "time limit"
+                    elif on_step is not None:
                         t_hook = time.perf_counter()
                         reason = on_step(self)
                         paused = time.perf_counter() - t_hook
@@ -437,15 +557,15 @@ class Trainer:
                         self._session_t0 += paused
                         if deadline:
                             deadline += paused
-                        if reason:
-                            stopped = reason
-                            break
+                    stopped = self._agree(reason)  # under torchrun: every rank stops at the same step
+                    if stopped:
+                        break
                 train_s = time.perf_counter() - t0
                 if stopped and stopped != "time limit":
                     self.save(best=False)  # mid-epoch: resume() continues at the next batch
                     break
-                self.batch_in_epoch = 0
-                val = evaluate(self.model, self.val_ds, self.charset, self.device)
+                self.batch_in_epoch, self._todo = 0, None
+                val = self._validate()
                 self.epoch += 1
                 mean_loss = float(np.mean(losses)) if losses else math.nan
                 rec: dict[str, Any] = {
@@ -465,8 +585,9 @@ class Trainer:
                 stopped = stopped or plateau_reason(self.cfg, self.since_loss, self.since_val,
                                                     rec.get("val_easy_share"))
                 self.save(best=is_best)
-                with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec) + "\n")
+                if self.world.main:
+                    with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(rec) + "\n")
                 if tb:
                     for k in ("val_word_acc", "val_cer", "val_line_acc", "loss", "train_lines_per_s", "val_easy_share"):
                         if k in rec:
