@@ -91,7 +91,8 @@ def measure(run: Path, args, procs: int, seed: int) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    out = ["| processes x batch | seed | steps | validation | " + " | ".join(CONDITIONS) + " | train s | lines/s per process |",
+    out = ["| processes x batch | seed | steps | validation | " + " | ".join(CONDITIONS) +
+           " | train s | lines/s per process |",
            "|" + "---|" * (len(CONDITIONS) + 6)]
     for r in rows:
         cells = [f"{100 * r[f'{c}_word_acc']:.2f} [{100 * r[f'{c}_ci'][0]:.2f}, {100 * r[f'{c}_ci'][1]:.2f}]"

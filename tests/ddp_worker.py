@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -57,6 +58,10 @@ def modes(data: str, out: str, result: str) -> None:
         sums = w.gather(checksum(t.model))
         report[mode] = {"lines": lines, "checksums": sums, "steps": r["steps"], "val": r["best_val_word_acc"],
                         "train_lines": len(t.train_ds), "loss": r["history"][-1]["loss"]}
+        if mode == "natural":  # validation sharded over the ranks, and on rank 0 alone
+            sharded = t._validate().summary()
+            t.cfg = replace(t.cfg, val_ranks="rank0")
+            report[mode]["val_sharded"], report[mode]["val_rank0"] = sharded, t._validate().summary()
     if w.main:
         Path(result).write_text(json.dumps(report), encoding="utf-8")
 

@@ -138,9 +138,21 @@ def test_ingest_shards_split_the_pdf_list_and_their_stores_read_as_one(corpus, t
 # --- two ranks for real ---------------------------------------------------------------------
 
 def test_every_mode_trains_on_two_gloo_ranks_with_equal_replicas_and_disjoint_lines(tiny_store, tmp_path):
+    from ocr_robust.data.store import FolderStore, FolderWriter
+
+    src, halves = FolderStore(tiny_store), []
+    for k in range(2):  # two shards, read as one store by both ranks
+        halves.append(tmp_path / f"half{k}")
+        with FolderWriter(halves[-1]) as w:
+            for i in range(k, len(src), 2):
+                w.add(f"{i}.png", src.text(i), src.image_bytes(i))
     result = tmp_path / "modes.json"
-    torchrun(str(WORKER), "modes", str(tiny_store), str(tmp_path / "runs"), str(result))
+    torchrun(str(WORKER), "modes", ",".join(map(str, halves)), str(tmp_path / "runs"), str(result))
     report = json.loads(result.read_text())
+    assert report["natural"]["train_lines"] == len(src)
+    sharded, rank0 = report["natural"]["val_sharded"], report["natural"]["val_rank0"]
+    assert sorted(map(tuple, sharded.pop("per_line"))) == sorted(map(tuple, rank0.pop("per_line")))
+    assert sharded == rank0 and sharded["lines"] == len(src)  # the same figures either way
     assert set(report) == {"natural", "realtime", "pgd-at", "fgsm-rs", "free-at", "nsl", "trades"}
     for mode, r in report.items():
         a, b = r["checksums"]
