@@ -6,11 +6,14 @@
         [--train-data demo-output/lines/train.lmdb]
 
 1. Engines, on every line of ``--data`` (preprocessing and greedy decoding included):
-   PyTorch eager (the run), TorchScript, ONNX Runtime fp32 and int8 (an export made here with
-   ``--format all --quantize int8``), at batch 1 and batch 64: lines/s, p50/p99 latency of one
-   call, word accuracy, and agreement with PyTorch (identical text; max |log-prob| difference).
+   PyTorch eager (the run), TorchScript, ONNX Runtime fp32, static int8 (an export made here
+   with ``--format all --quantize int8``, calibrated on ``--calibration``, training lines) and
+   dynamic int8 (``--quantize int8-dynamic``), at batch 1 and batch 64: lines/s, p50/p99
+   latency of one call, word accuracy, and agreement with PyTorch (identical text; max
+   |log-prob| difference).
 2. The model's forward FLOPs per line (at the mean resized width of ``--data``) against the
-   machine's measured peak (fp32 matrix multiply with all threads): the share of the
+   machine's measured peaks: fp32 matrix multiply (PyTorch, all threads) and int8 matrix
+   multiply (ONNX Runtime's MatMulInteger, the VNNI path, all threads): the share of the
    hardware's limit each engine reaches.
 3. ``--pdfs``: reading whole pages. Line segmentation of image-only pages (the text-layer
    boxes are the truth): recall and precision; and word accuracy of the lines read from
@@ -75,9 +78,34 @@ def peak_gflops(seconds: float = 3.0) -> float:
     return 2 * 2048**3 * n / (time.perf_counter() - t0) / 1e9
 
 
-def engines(run: str, exp: Path, images, truth) -> tuple[list[dict], dict]:
-    recs = {"PyTorch eager": Recognizer(run), "TorchScript": Recognizer(exp, engine="torchscript"),
-            "ONNX Runtime fp32": Recognizer(exp, engine="onnx"), "ONNX Runtime int8": Recognizer(exp, engine="int8")}
+def peak_int8_gops(seconds: float = 3.0, n: int = 2048) -> float:
+    """Measured int8 matrix-multiply rate (uint8 x int8 -> int32, ONNX Runtime's MatMulInteger,
+    which runs on VNNI where the CPU has it) with all threads: the practical int8 peak."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "mm",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
+                           helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
+                          [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8), "b": rng.integers(-127, 127, (n, n), dtype=np.int8)}
+    for _ in range(3):
+        sess.run(None, feed)
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        sess.run(None, feed)
+        k += 1
+    return 2 * n**3 * k / (time.perf_counter() - t0) / 1e9
+
+
+def engines(run: str, exp: Path, dyn: Path, images, truth) -> tuple[list[dict], dict]:
+    recs = {"PyTorch eager": Recognizer(run, engine="torch"), "TorchScript": Recognizer(exp, engine="torchscript"),
+            "ONNX Runtime fp32": Recognizer(exp, engine="onnx"),
+            "ONNX Runtime int8 static": Recognizer(exp, engine="int8"),
+            "ONNX Runtime int8 dynamic": Recognizer(dyn, engine="int8")}
     # similar widths together, as a service or `bench` would batch them
     order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
     ordered, ordered_truth = [images[i] for i in order], [truth[i] for i in order]
@@ -101,6 +129,46 @@ def engines(run: str, exp: Path, images, truth) -> tuple[list[dict], dict]:
         agreement[name] = {"identical_text": sum(x == y for x, y in zip(texts[name], texts["PyTorch eager"])),
                            "lines": len(images), "max_abs_logprob_diff": worst}
     return rows, agreement
+
+
+def anchors(names: list[str], images, truth) -> list[dict]:
+    """The other engines on the same lines, in the same run: Tesseract (one process over a
+    list file; once with OMP_THREAD_LIMIT=1, once with its default threads), PP-OCRv4 and
+    PP-OCRv6 small (rapidocr). Lines/s over the whole set, word accuracy after the same
+    normalisation as the benchmark suite's."""
+    import os
+
+    from ocr_robust.evaluation.engines import anchor, normalise_reading
+
+    order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+    ordered, ordered_truth = [images[i] for i in order], [normalise_reading(truth[i]) for i in order]
+    runs = [(n, env) for n in names for env in ((["1", None]) if n == "tesseract" else [None])]
+    rows = []
+    for name, threads in runs:
+        try:
+            eng = anchor(name)
+        except RuntimeError as e:
+            print(f"{name}: skipped ({e})", file=sys.stderr)
+            continue
+        old = os.environ.pop("OMP_THREAD_LIMIT", None)
+        if threads:
+            os.environ["OMP_THREAD_LIMIT"] = threads
+        try:
+            eng.read(ordered[:8])  # warm-up
+            t = time.perf_counter()
+            texts = [normalise_reading(x) for x in eng.read(ordered)]
+            dt = time.perf_counter() - t
+        finally:
+            os.environ.pop("OMP_THREAD_LIMIT", None)
+            if old is not None:
+                os.environ["OMP_THREAD_LIMIT"] = old
+        label = {"tesseract": "Tesseract", "ppocr": "PP-OCRv4", "ppocrv6": "PP-OCRv6 small"}.get(name, name)
+        if name == "tesseract":
+            label += " (OMP_THREAD_LIMIT=1)" if threads else " (default threads)"
+        rows.append({"engine": label, "batch": "all", "lines": len(images), "lines_per_s": round(len(images) / dt, 1),
+                     "ms_per_line": round(1000 * dt / len(images), 3), "p50_ms": None, "p99_ms": None,
+                     "word_acc": Scores().update(texts, ordered_truth).word_acc, "how": eng.how})
+    return rows
 
 
 def pages(rec: Recognizer, pdf_dirs: list[str]) -> list[dict]:
@@ -235,9 +303,12 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", required=True, help="a run or an export folder (pretrained/latin)")
     ap.add_argument("--data", required=True)
+    ap.add_argument("--calibration", help="training lines static int8 is calibrated on (default: the run's data; "
+                                          "needed for an export folder)")
     ap.add_argument("--pdfs", nargs="*", default=[])
+    ap.add_argument("--anchors", default="", help="also time these engines on the same lines: tesseract,ppocrv6,ppocr")
     ap.add_argument("--service", action="store_true")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=2000)
@@ -253,8 +324,10 @@ def main() -> int:
     result: dict = {"machine": machine(), "data": a.data, "lines": len(images), "run": a.run}
     with tempfile.TemporaryDirectory() as tmp:
         exp = Path(tmp) / "export"
-        ex = export(a.run, exp, "all", quantize="int8", sample=a.data)
+        ex = export(a.run, exp, "all", quantize="int8", sample=a.data, calibration=a.calibration)
         result["export_parity"] = ex["parity"]
+        dyn = Path(tmp) / "dynamic"
+        result["export_parity_dynamic"] = export(a.run, dyn, "onnx", quantize="int8-dynamic", sample=a.data)["parity"]
         rec = Recognizer(exp)
         if a.service_only:
             import cv2
@@ -265,17 +338,19 @@ def main() -> int:
             out.write_text(json.dumps(result, indent=2), encoding="utf-8")
             report(result)
             return 0
-        rows, agreement = engines(a.run, exp, images, truth)
+        rows, agreement = engines(a.run, exp, dyn, images, truth)
         result["engines"], result["agreement"] = rows, agreement
         mean_w = float(np.mean([resize_to_height(im).shape[1] for im in images]))
         width = max(8, int(round(mean_w / 8)) * 8)
-        flops = forward_flops(Recognizer(a.run).model, width)
-        peak = peak_gflops()
+        flops = forward_flops(Recognizer(a.run, engine="torch").model, width)
+        peak, peak8 = peak_gflops(), peak_int8_gops()
         result["flops"] = {"mean_width": round(mean_w, 1), "width": width, "gflops_per_line": flops / 1e9,
-                           "peak_gflops": round(peak, 1)}
+                           "peak_gflops": round(peak, 1), "peak_int8_gops": round(peak8, 1)}
+        if a.anchors:
+            result["anchors"] = anchors(a.anchors.split(","), images, truth)
         for r in rows:
             r["gflops_per_s"] = round(r["lines_per_s"] * flops / 1e9, 2)
-            r["share_of_peak"] = round(r["lines_per_s"] * flops / 1e9 / peak, 4)
+            r["share_of_peak"] = round(r["lines_per_s"] * flops / 1e9 / (peak8 if "int8" in r["engine"] else peak), 4)
         if a.pdfs:
             result["pages"] = pages(rec, a.pdfs)
         if a.service:
@@ -308,7 +383,8 @@ def report(result: dict) -> None:
     f = result["flops"]
     print(f"Forward FLOPs per line (mean width {f['mean_width']} px -> {f['width']}): "
           f"{f['gflops_per_line']:.3f} GFLOP; "
-          f"measured peak {f['peak_gflops']} GFLOP/s\n")
+          f"measured peak {f['peak_gflops']} GFLOP/s fp32, {f.get('peak_int8_gops', 'n/a')} GOP/s int8 (the share "
+          "of peak of an int8 row is against the int8 peak)\n")
     print("| engine | batch | lines/s | ms/line | p50 ms/call | p99 ms/call | word acc | identical text "
           "| GFLOP/s | share of peak |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -318,6 +394,14 @@ def report(result: dict) -> None:
               f"{r['p50_ms']} | {r['p99_ms']} | "
               f"{100 * r['word_acc']:.2f}% | {ag['identical_text']}/{ag['lines']} | {r['gflops_per_s']} | "
               f"{100 * r['share_of_peak']:.1f}% |")
+    if result.get("anchors"):
+        ours = next((r for r in result["engines"] if r["engine"] == "ONNX Runtime int8 static" and r["batch"] == 64),
+                    None)
+        print("\n| engine | lines/s | ms/line | word acc | ocr-robust int8 static (batch 64) is faster by |")
+        print("|---|---:|---:|---:|---:|")
+        for r in result["anchors"]:
+            ratio = f"{ours['lines_per_s'] / r['lines_per_s']:.1f}x" if ours else "n/a"
+            print(f"| {r['engine']} | {r['lines_per_s']} | {r['ms_per_line']} | {100 * r['word_acc']:.2f}% | {ratio} |")
     print()
     for name, ag in result["agreement"].items():
         print(f"- {name} vs PyTorch: max |log-prob diff| {ag['max_abs_logprob_diff']:.2e}")

@@ -341,12 +341,15 @@ def cmd_export(a: argparse.Namespace) -> int:
     a.model = a.model or str(default_model())
     from .export import export
 
-    r = export(a.model, a.out, a.format, quantize=a.quantize, sample=a.sample)
+    r = export(a.model, a.out, a.format, quantize=a.quantize, sample=a.sample, calibration=a.calibration)
     print(f"exported {a.model} to {r['out']}: {', '.join(r['files'])}")
     for fmt, p in r["parity"].items():
         tol = f" (tolerance {p['tolerance']})" if "tolerance" in p else f" (needs {100 * p['min_agreement']:.0f}%)"
         print(f"  parity {fmt} vs PyTorch: max |logprob diff| {p['max_abs_diff']:.1e}, "
               f"same text on {p['same_text']} inputs{tol}")
+        if "word_acc" in p:
+            print(f"  accuracy {fmt}: {100 * p['word_acc']:.2f}% of the words of {p['lines']} sample lines, PyTorch "
+                  f"{100 * p['word_acc_pytorch']:.2f}% (may lose at most {100 * p['max_drop']:.1f} points)")
     return 0
 
 
@@ -622,8 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="a run folder, or an export folder to export again (default: pretrained/latin)")
     s.add_argument("--out", required=True)
     s.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "all"])
-    s.add_argument("--quantize", choices=["int8"], help="also write a dynamically quantised int8 ONNX model")
+    s.add_argument("--quantize", choices=["int8", "int8-dynamic"],
+                   help="also write an int8 ONNX model: int8, static quantisation of the convolutions calibrated on "
+                        "real lines (the fast one); int8-dynamic, dynamic quantisation of the matrix products only")
     s.add_argument("--sample", help="line store for the parity check (default: the run's validation data)")
+    s.add_argument("--calibration", help="line store static int8 is calibrated on (default: the run's training data, "
+                                         "else --sample)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("recognize", help="read line images, page images and PDFs")

@@ -45,15 +45,17 @@ def _np(logp) -> np.ndarray:
     return np.asarray(logp, dtype=np.float64)
 
 
+def _collapse(best: np.ndarray) -> np.ndarray:
+    """Along axis 0: True where a best-path class starts a new run and is not the blank
+    (CTC's "merge repeats, drop blanks", without a loop over frames)."""
+    prev = np.concatenate([np.full_like(best[:1], BLANK), best[:-1]])
+    return (best != prev) & (best != BLANK)
+
+
 def greedy_ids(logp) -> list[int]:
     """The best path's class ids with repeats merged and blanks removed."""
     best = np.asarray(logp).argmax(1)
-    ids, prev = [], BLANK
-    for k in best:
-        if k != prev and k != BLANK:
-            ids.append(int(k))
-        prev = k
-    return ids
+    return best[_collapse(best)].tolist()
 
 
 def greedy(logp, charset: Charset) -> Decoded:
@@ -63,9 +65,19 @@ def greedy(logp, charset: Charset) -> Decoded:
 
 
 def greedy_batch(logp, lengths: Sequence[int], charset: Charset) -> list[Decoded]:
-    """``logp`` is ``T x N x C``; ``lengths`` the valid frames of each line."""
-    lp = _np(logp)
-    return [greedy(lp[: int(lengths[n]), n], charset) for n in range(lp.shape[1])]
+    """``logp`` is ``T x N x C``; ``lengths`` the valid frames of each line. The same result
+    as :func:`greedy` on each line, computed for the batch at once in numpy: one argmax, one
+    collapse mask and one masked sum; Python runs once per line, never per frame."""
+    if hasattr(logp, "detach"):
+        logp = logp.detach().float().cpu().numpy()
+    lp = np.asarray(logp)
+    n_frames = np.asarray(lengths, dtype=np.int64)
+    best = lp.argmax(2)  # T x N
+    valid = np.arange(lp.shape[0])[:, None] < n_frames[None, :]
+    keep = _collapse(best) & valid
+    score = (np.take_along_axis(lp, best[..., None], 2)[..., 0].astype(np.float64) * valid).sum(0)
+    conf = np.exp(score / np.maximum(1, n_frames))
+    return [Decoded(charset.decode(best[keep[:, n], n].tolist()), float(conf[n])) for n in range(lp.shape[1])]
 
 
 def beam_search(logp, charset: Charset, beam: int = 8, prune: float = -12.0) -> list[tuple[str, float]]:

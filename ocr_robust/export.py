@@ -1,7 +1,9 @@
 """Export a training run for an OCR service.
 
-Formats: ONNX (dynamic batch and width, opset ``OPSET``), TorchScript, and optionally a
-dynamically quantised int8 ONNX model for ONNX Runtime; always the weights as safetensors
+Formats: ONNX (dynamic batch and width, opset ``OPSET``), TorchScript, and optionally an
+int8 ONNX model for ONNX Runtime (``--quantize int8``: static QDQ quantisation of the
+convolutions, calibrated on real training lines; ``int8-dynamic``: the older dynamic
+quantisation of the matrix products only); always the weights as safetensors
 and ``model.json`` (charset, input height, preprocessing, decoder settings, training mode,
 version, the run's figures). A parity check against the PyTorch model runs at export time
 for every format and fails the export loudly (``ExportError``) if it does not hold:
@@ -12,7 +14,9 @@ for every format and fails the export loudly (``ExportError``) if it does not ho
   decoded text, on line-like random inputs of several widths and on real sample lines;
 - int8: decoded text identical on at least ``INT8_MIN_AGREEMENT`` of the real sample lines (int8
   changes logits by design, so the text is what is checked; the logit difference is
-  reported). Its accuracy change is measured by ``ocr-robust bench`` with ``--engine int8``.
+  reported), and word accuracy on those lines (their labels) at most ``INT8_MAX_DROP`` below
+  PyTorch's (or ``INT8_NOISE_WORDS`` words, on a sample of fewer than about 700 words). Its
+  accuracy on a whole suite is measured by ``ocr-robust bench --engine int8``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ from .runs import (
     save_weights,
 )
 
-__all__ = ["OPSET", "PARITY_ATOL", "PARITY_RTOL", "INT8_MIN_AGREEMENT", "FORMATS", "export", "quantize_int8"]
+__all__ = ["OPSET", "PARITY_ATOL", "PARITY_RTOL", "INT8_MIN_AGREEMENT", "INT8_MAX_DROP", "FORMATS", "QUANTIZE",
+           "CALIBRATION_LINES", "export", "quantize_int8"]
 
 OPSET = 17
 # Allowed |logprob difference| between an fp32 export and PyTorch: PARITY_ATOL + PARITY_RTOL * |logprob|.
@@ -66,32 +71,40 @@ OPSET = 17
 PARITY_ATOL = 1e-3
 PARITY_RTOL = 1e-3
 INT8_MIN_AGREEMENT = 0.90  # share of real sample lines int8 must read exactly as PyTorch does
+INT8_MAX_DROP = 0.003  # word accuracy (0..1) int8 may lose against PyTorch on the labelled sample lines
+INT8_NOISE_WORDS = 2  # ... or this many words, on a sample too small for 0.3 points to be a word
 FORMATS = ("onnx", "torchscript", "all")
+QUANTIZE = ("int8", "int8-dynamic")
+CALIBRATION_LINES = 256  # real lines whose activations set the static int8 scales
+# Static int8 quantises the convolutions (the FLOPs): per tensor, activations uint8 and weights int8.
+# Measured on pretrained/latin (benchmarks/RESULTS.md, issue 23): per-channel weights and
+# quantising the LSTM's input projections too were no more accurate and slower.
+STATIC_OPS = ("Conv",)
 
 
-def _sample_lines(run: Path, cfg: dict, sample: str | None, n: int, height: int) -> list[np.ndarray]:
-    """Up to ``n`` real line images for the parity check: ``sample`` (a line store), else the
-    run's validation store, else its training store; none if no store can be opened. They
-    are prepared as reading prepares them (the run's crop normalisation, then the resize),
-    so the check compares the formats on the inputs they will get."""
+def _sample_lines(sources, cfg: dict, n: int, height: int, offset: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+    """Up to ``n`` real line images and their texts from the first of ``sources`` (line
+    stores; the first one is the user's and must open) that opens: every k-th line, from
+    ``offset`` x k (another ``offset``: other lines of the same store). They are prepared as
+    reading prepares them (the run's crop normalisation, then the resize), so the check
+    compares the formats on the inputs they will get."""
     from .data.crop import normalise_crops
     from .data.store import open_store, read_grey
 
-    for src in (sample, cfg.get("val"), cfg.get("data")):
+    for k, src in enumerate(sources):
         if not src:
             continue
         try:
             store = open_store(src)
         except Exception:
-            if src == sample:
+            if k == 0:
                 raise
             continue
         step = max(1, len(store) // n)
-        idx = list(range(0, len(store), step))[:n]
-        images = [read_grey(store, i) for i in idx]
-        images = normalise_crops(images, cfg.get("crop", "none"))
-        return [resize_to_height(im, height, MAX_WIDTH) for im in images]
-    return []
+        idx = list(range(min(int(offset * step), step - 1), len(store), step))[:n]
+        images = normalise_crops([read_grey(store, i) for i in idx], cfg.get("crop", "none"))
+        return [resize_to_height(im, height, MAX_WIDTH) for im in images], [store.text(i) for i in idx]
+    return [], []
 
 
 def _run_figures(run: Path) -> dict:
@@ -109,12 +122,15 @@ def _run_figures(run: Path) -> dict:
 
 
 def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | None = None,
-           sample: str | None = None, sample_lines: int = 128, sample_widths=(24, 160, 640)) -> dict:
-    """Write the export folder; returns {"out", "files", "parity": {format: report}}."""
+           sample: str | None = None, sample_lines: int = 128, sample_widths=(24, 160, 640),
+           calibration: str | None = None) -> dict:
+    """Write the export folder; returns {"out", "files", "parity": {format: report}}.
+    ``calibration``: the line store static int8 is calibrated on (default: the run's
+    training data, else ``sample``), on other lines than the check's."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be int8, got {quantize!r}")
+    if quantize not in (None, *QUANTIZE):
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     run = Path(run)
     if model_kind(run) == "export":  # re-export a shipped model (other formats, int8)
         model, charset, desc = load_torch_model(run, "cpu")
@@ -128,10 +144,16 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     height = model.cfg.height
-    lines = _sample_lines(run, cfg, sample, sample_lines, height)
+    lines, texts = _sample_lines((sample, cfg.get("val"), cfg.get("data")), cfg, sample_lines, height)
     if quantize and not lines:
         raise ExportError("the int8 parity check needs real line images: give --sample LINE_STORE "
                           "(the run's own data could not be opened)")
+    calib: list[np.ndarray] = []
+    if quantize == "int8":
+        calib, _ = _sample_lines((calibration, cfg.get("data"), sample, cfg.get("val")), cfg, CALIBRATION_LINES,
+                                 height, offset=0.5)
+    order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])  # as _parity_inputs batches them
+    texts = [texts[i] for i in order]
     inputs, frames = _parity_inputs(height, sample_widths, lines)
     n_random = len(sample_widths)  # the first inputs are random line-like noise, the rest real lines
     with torch.no_grad():
@@ -155,11 +177,15 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
         formats["torchscript"] = TORCHSCRIPT_FILE
         parity["torchscript"] = _check(_torch_runner(loaded), inputs, reference, "TorchScript", slack=slack,
                                         frames=frames)
-    if quantize == "int8":
-        quantize_int8(out / ONNX_FILE, out / INT8_FILE)
+    int8: dict = {}
+    if quantize:
+        int8 = quantize_int8(out / ONNX_FILE, out / INT8_FILE, calib if quantize == "int8" else None)
         formats["onnx_int8"] = INT8_FILE
-        parity["onnx_int8"] = _check(_ort_runner(out / INT8_FILE), inputs[n_random:], reference[n_random:],
-                                     "ONNX int8", int8=True, frames=frames[n_random:])
+        runner = _ort_runner(out / INT8_FILE)
+        parity["onnx_int8"] = _check(runner, inputs[n_random:], reference[n_random:], "ONNX int8", int8=True,
+                                     frames=frames[n_random:])
+        parity["onnx_int8"].update(_check_accuracy(runner, inputs[n_random:], reference[n_random:],
+                                                   frames[n_random:], texts, charset))
     save_weights(model, out / WEIGHTS_FILE)
     meta = {
         "format": "ocr-robust-export", "version": __version__, "formats": formats, "onnx_opset": OPSET,
@@ -177,6 +203,8 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
         "model": asdict(model.cfg), "training_mode": cfg.get("mode", "natural"),
         "figures": figures, "parity": parity,
     }
+    if int8:
+        meta["int8"] = int8
     (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "parity": parity}
 
@@ -190,32 +218,100 @@ def _export_onnx(model: torch.nn.Module, path: Path, height: int) -> None:
                           opset_version=OPSET, dynamo=False)
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantisation of the ONNX model's weights (MatMul/Gemm and the LSTM; the
-    convolutions stay fp32, where ONNX Runtime's integer convolution is slower on CPU)."""
+def quantize_int8(src: Path, dst: Path, calibration: list[np.ndarray] | None = None, per_channel: bool = False,
+                  ops: tuple[str, ...] = STATIC_OPS) -> dict:
+    """Quantise the ONNX model ``src`` to int8 at ``dst``; returns what was done (model.json's
+    ``int8``). With ``calibration`` lines: static QDQ quantisation of ``ops`` (default the
+    convolutions, which carry the FLOPs; uint8 activations with MinMax ranges over the
+    lines, int8 weights per tensor or ``per_channel``), after ONNX Runtime's shape inference
+    and fusion pre-processing. Without: dynamic quantisation of the matrix products and the
+    LSTM (the convolutions stay fp32)."""
     import logging
+    import tempfile
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer advises "pre-processing" on the root logger, every time
     try:
-        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
-                         weight_type=QuantType.QInt8)
+        if calibration is None:
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
+                             weight_type=QuantType.QInt8)
+            return {"method": "dynamic", "ops": ["MatMul", "Gemm", "LSTM"]}
+        if not calibration:
+            raise ExportError("static int8 needs calibration lines: give --calibration LINE_STORE "
+                              "(the run's own training data could not be opened)")
+        class Lines(CalibrationDataReader):  # the calibration lines in batches of similar width
+            def __init__(self, height: int):
+                inputs, _ = _parity_inputs(height, (), calibration, 32)  # type: ignore[arg-type]
+                self._it = iter([{"images": x.numpy()} for x in inputs])
+
+            def get_next(self):
+                return next(self._it, None)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pre = Path(tmp) / "pre.onnx"
+            quant_pre_process(str(src), str(pre))
+            quantize_static(str(pre), str(dst), Lines(_input_height(src)), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=list(ops), per_channel=per_channel,
+                            calibrate_method=CalibrationMethod.MinMax)
+        return {"method": "static QDQ", "ops": list(ops), "per_channel": per_channel, "activations": "uint8",
+                "weights": "int8", "calibration": "MinMax", "calibration_lines": len(calibration)}
     finally:
         root.setLevel(level)
 
 
-def _parity_inputs(height: int, widths, lines: list[np.ndarray]) -> tuple[list[torch.Tensor], list[list[int]]]:
-    """Random line-like batches of the given widths, then the real lines in batches of 16
-    similar widths (as reading batches them); with each line's own output frames."""
+def _input_height(path: Path) -> int:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return int(dims[2].dim_value)
+
+
+def _check_accuracy(runner, inputs, reference, frames, texts: list[str], charset) -> dict:
+    """Word accuracy of PyTorch and of ``runner`` on the labelled sample lines; raises
+    ``ExportError`` when the runner's is more than ``INT8_MAX_DROP`` lower."""
+    from .evaluation.metrics import Scores
+
+    ref_text, got_text = [], []
+    for x, ref, lens in zip(inputs, reference, frames):
+        got = runner(x)
+        for j, n in enumerate(lens):
+            ref_text.append(charset.decode(greedy_ids(ref[:n, j])))
+            got_text.append(charset.decode(greedy_ids(got[:n, j])))
+    if not texts or not any(t.strip() for t in texts):
+        return {}
+    ref_s, got_s = Scores().update(ref_text, texts), Scores().update(got_text, texts)
+    lost = ref_s.words_matched - got_s.words_matched
+    report = {"word_acc_pytorch": ref_s.word_acc, "word_acc": got_s.word_acc, "max_drop": INT8_MAX_DROP,
+              "lines": len(texts), "words": ref_s.words, "words_lost": lost}
+    if lost > max(INT8_MAX_DROP * ref_s.words, INT8_NOISE_WORDS):
+        raise ExportError(f"ONNX int8 accuracy check failed: word accuracy {100 * got_s.word_acc:.2f}% on "
+                          f"{len(texts)} sample lines against PyTorch's {100 * ref_s.word_acc:.2f}%, {lost} words "
+                          f"fewer, more than {100 * INT8_MAX_DROP:.1f} points")
+    return report
+
+
+def _parity_inputs(height: int, widths, lines: list[np.ndarray], batch: int = 16) -> tuple[list[torch.Tensor],
+                                                                                          list[list[int]]]:
+    """Random line-like batches of the given widths, then the real lines in batches of
+    ``batch`` similar widths (as reading batches them); with each line's own output frames."""
     g = torch.Generator().manual_seed(0)
     inputs = [255.0 - 255.0 * (torch.rand(3, 1, height, w, generator=g) > 0.85).float() for w in widths]
     frames = [[output_frames(w)] * 3 for w in widths]
     ordered = sorted(lines, key=lambda im: im.shape[1])
-    for k in range(0, len(ordered), 16):
-        x, w = pad_batch(ordered[k : k + 16])
+    for k in range(0, len(ordered), batch):
+        x, w = pad_batch(ordered[k : k + batch])
         inputs.append(x)
         frames.append([output_frames(int(v)) for v in w])
     return inputs, frames

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .data.crop import normalise_crops
-from .decoding import Decoded, decode
+from .decoding import Decoded, decode, greedy_batch
 from .errors import InputError
 from .images import MAX_WIDTH, output_frames, pad_batch, resize_to_height
 from .runs import META_FILE, check_outputs, load_torch_model, model_kind, pick_device, read_meta
@@ -20,6 +20,8 @@ ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
 # The shipped default model (benchmarks/train_latin.sh makes it), package data so a wheel carries
 # it (the repository's pretrained/ links here); OCR_ROBUST_MODEL points elsewhere.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "latin"
+# Padded pixels per batch when reading (benchmarks/RESULTS.md, issue 23): 64 lines of 512 px, 32 px high
+BATCH_PIXELS = 64 * 512 * 32
 
 
 def default_model() -> Path:
@@ -107,18 +109,44 @@ class Recognizer:
         with torch.no_grad():
             return self.model(batch.to(self.device)).float().cpu().numpy()
 
-    def recognize(self, images: Sequence[np.ndarray], batch_size: int = 64) -> list[Decoded]:
+    def recognize(self, images: Sequence[np.ndarray], batch_size: int = 64,
+                  batch_pixels: int | None = BATCH_PIXELS) -> list[Decoded]:
+        """Read the lines, in batches of similar width: at most ``batch_size`` lines and, on
+        top, at most ``batch_pixels`` padded pixels (so a batch of wide lines holds fewer of
+        them; ``None``: lines only)."""
         resized = [resize_to_height(im, self.height, self.max_width) for im in normalise_crops(list(images), self.crop)]
-        order = sorted(range(len(resized)), key=lambda i: resized[i].shape[1])  # similar widths together
         out: list[Decoded | None] = [None] * len(resized)
-        for k in range(0, len(order), batch_size):
-            idx = order[k : k + batch_size]
+        for idx in width_batches([im.shape[1] for im in resized], self.height, batch_size, batch_pixels):
             batch, widths = pad_batch([resized[i] for i in idx])
             lp = self.logprobs(batch)
-            for j, i in enumerate(idx):
-                frames = output_frames(int(widths[j]))
-                out[i] = decode(lp[:frames, j], self.charset, self.decoder, self.beam, self.lexicon)
+            frames = [output_frames(int(w)) for w in widths]
+            if self.decoder == "greedy" and not self.lexicon:
+                reads = greedy_batch(lp, frames, self.charset)
+            else:
+                reads = [decode(lp[:f, j], self.charset, self.decoder, self.beam, self.lexicon)
+                         for j, f in enumerate(frames)]
+            for i, r in zip(idx, reads):
+                out[i] = r
         return out  # type: ignore[return-value]
+
+
+
+def width_batches(widths: Sequence[int], height: int, batch_size: int, batch_pixels: int | None) -> list[list[int]]:
+    """Indices of lines in batches for reading: sorted by width, each batch at most
+    ``batch_size`` lines and ``batch_pixels`` padded pixels (its widest line x its lines x
+    ``height``; a line wider than the budget gets a batch of its own)."""
+    order = sorted(range(len(widths)), key=lambda i: widths[i])
+    out: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:  # ascending: the line being added is the batch's widest
+        if cur and (len(cur) >= batch_size or
+                    (batch_pixels is not None and (len(cur) + 1) * widths[i] * height > batch_pixels)):
+            out.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        out.append(cur)
+    return out
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -135,4 +163,4 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-__all__ = ["Recognizer", "read_image", "default_model", "DEFAULT_MODEL", "ENGINES"]
+__all__ = ["Recognizer", "read_image", "default_model", "DEFAULT_MODEL", "ENGINES", "BATCH_PIXELS", "width_batches"]

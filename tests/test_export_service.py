@@ -53,6 +53,53 @@ def test_every_format_round_trips_with_parity(exported, tiny_run, tiny_store):
     assert sum(a == b for a, b in zip(int8, reference)) >= 0.9 * len(images)
 
 
+def test_static_int8_quantises_the_convolutions_calibrated_and_checks_accuracy(exported, tiny_run, tmp_path):
+    import onnx
+
+    out, r = exported
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["int8"]["method"] == "static QDQ" and meta["int8"]["ops"] == ["Conv"]
+    assert meta["int8"]["calibration_lines"] > 0
+    acc = r["parity"]["onnx_int8"]
+    assert acc["lines"] > 0 and acc["words_lost"] <= max(acc["max_drop"] * acc["words"], 2)
+    g = onnx.load(str(out / "model.int8.onnx")).graph
+    int8_weights = {i.name for i in g.initializer if i.data_type == onnx.TensorProto.INT8}
+    made_by = {o: n for n in g.node for o in n.output}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert convs
+    for conv in convs:  # every convolution reads int8 weights and uint8 activations through Q/DQ pairs
+        w, x = made_by[conv.input[1]], made_by[conv.input[0]]
+        assert w.op_type == "DequantizeLinear" and w.input[0] in int8_weights
+        assert x.op_type == "DequantizeLinear" and made_by[x.input[0]].op_type == "QuantizeLinear"
+    dyn = export(tiny_run[0], tmp_path / "dyn", quantize="int8-dynamic")
+    meta = json.loads((tmp_path / "dyn" / "model.json").read_text())
+    assert meta["int8"]["method"] == "dynamic" and dyn["parity"]["onnx_int8"]["agreement"] >= 0.9
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "dyn" / "model.int8.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops and "QuantizeLinear" not in ops
+
+
+def test_an_int8_model_that_reads_worse_fails_the_export_loudly(tiny_run, tmp_path):
+    import ocr_robust.export as ex
+    from ocr_robust.charset import Charset
+
+    cs = Charset.load("latin")
+    text = "the cat sat on a mat"
+    ids = [cs.encode(text)]
+    ref = np.full((40, 1, cs.num_classes), -20.0, np.float32)
+    for t, k in enumerate(ids[0]):  # one frame per character, a blank between
+        ref[2 * t, 0, k] = 0.0
+        ref[2 * t + 1, 0, 0] = 0.0
+    ref[2 * len(ids[0]):, 0, 0] = 0.0
+    blank = np.full_like(ref, -20.0)
+    blank[:, 0, 0] = 0.0  # reads nothing
+    ok = ex._check_accuracy(lambda x: ref, [None], [ref], [[40]], [text], cs)
+    assert ok["word_acc"] == ok["word_acc_pytorch"] == 1.0
+    with pytest.raises(ExportError, match="int8 accuracy check failed"):
+        ex._check_accuracy(lambda x: blank, [None], [ref], [[40]], [text], cs)
+    with pytest.raises(ExportError, match="calibration"):
+        ex.quantize_int8(tmp_path / "none.onnx", tmp_path / "out.onnx", calibration=[])
+
+
 def test_a_failed_parity_check_fails_the_export_loudly(tiny_run, tmp_path, monkeypatch, capsys):
     import ocr_robust.export as ex
 

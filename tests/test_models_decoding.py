@@ -117,3 +117,32 @@ def test_cpus_without_bfloat16_instructions_train_in_float32(monkeypatch):
     m = build_model("crnn-small", num_classes=10)
     with autocast(cpu):
         assert m(torch.rand(1, 1, 32, 64) * 255).dtype == torch.float32
+
+
+def test_greedy_batch_reads_each_line_as_greedy_does_over_its_own_frames():
+    cs = Charset.load("latin")
+    rng = np.random.default_rng(0)
+    lp = np.log(rng.dirichlet(np.full(cs.num_classes, 0.05), size=(50, 7)) + 1e-12).astype(np.float32)  # T x N x C
+    lp[:, :, 0] += 2.0  # mostly blank, as a trained model reads
+    lengths = [50, 1, 13, 37, 50, 2, 25]
+    got = greedy_batch(lp, lengths, cs)
+    for n, k in enumerate(lengths):
+        want = greedy(lp[:k, n], cs)
+        assert got[n].text == want.text and got[n].confidence == pytest.approx(want.confidence, rel=1e-6)
+    assert any(g.text for g in got) and len({g.text for g in got}) > 1  # real, different readings
+
+
+def test_reading_batches_hold_similar_widths_within_a_pixel_budget():
+    from ocr_robust.inference import width_batches
+
+    widths = [int(w) for w in np.random.default_rng(1).integers(8, 2048, 300)]
+    batches = width_batches(widths, 32, 64, 64 * 512 * 32)
+    assert sorted(i for b in batches for i in b) == list(range(len(widths)))  # every line once
+    for b in batches:
+        assert len(b) <= 64
+        assert len(b) == 1 or len(b) * max(widths[i] for i in b) * 32 <= 64 * 512 * 32
+    narrow = [b for b in batches if max(widths[i] for i in b) <= 512]
+    assert narrow and all(len(b) == 64 for b in narrow[:-1])  # narrow lines: full batches of 64
+    assert width_batches([10, 3000, 20], 32, 64, 50_000) == [[0, 2], [1]]  # wider than the budget: alone
+    assert width_batches(widths, 32, 64, None) == [sorted(range(len(widths)), key=lambda i: widths[i])[k:k + 64]
+                                                    for k in range(0, len(widths), 64)]
