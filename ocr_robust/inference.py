@@ -20,8 +20,8 @@ ENGINES = ("auto", "onnx", "int8", "torchscript", "torch")
 # The shipped default model (benchmarks/train_latin.sh makes it), package data so a wheel carries
 # it (the repository's pretrained/ links here); OCR_ROBUST_MODEL points elsewhere.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "pretrained" / "latin"
-# Padded pixels per batch when reading (benchmarks/RESULTS.md, issue 23): 64 lines of 512 px, 32 px high
-BATCH_PIXELS = 64 * 512 * 32
+# Padded pixels per batch when reading (benchmarks/RESULTS.md, issue 23): 64 lines of 256 px, 32 px high
+BATCH_PIXELS = 64 * 256 * 32
 
 
 def default_model() -> Path:
