@@ -31,7 +31,9 @@ from ocr_robust.export import CALIBRATION_LINES, _sample_lines, quantize_int8  #
 from ocr_robust.inference import Recognizer  # noqa: E402
 
 SETTINGS = {  # name: (static, per_channel, ops)
+    "static conv+relu+maxpool": (True, False, ("Conv", "Relu", "MaxPool")),
     "static conv": (True, False, ("Conv",)),
+    "static conv+relu": (True, False, ("Conv", "Relu")),
     "static conv per-channel": (True, True, ("Conv",)),
     "static conv+matmul": (True, False, ("Conv", "MatMul", "Gemm")),
     "static conv+matmul per-channel": (True, True, ("Conv", "MatMul", "Gemm")),

@@ -76,10 +76,11 @@ INT8_NOISE_WORDS = 2  # ... or this many words, on a sample too small for 0.3 po
 FORMATS = ("onnx", "torchscript", "all")
 QUANTIZE = ("int8", "int8-dynamic")
 CALIBRATION_LINES = 256  # real lines whose activations set the static int8 scales
-# Static int8 quantises the convolutions (the FLOPs): per tensor, activations uint8 and weights int8.
-# Measured on pretrained/latin (benchmarks/RESULTS.md, issue 23): per-channel weights and
-# quantising the LSTM's input projections too were no more accurate and slower.
-STATIC_OPS = ("Conv",)
+# Static int8 quantises the convolutions (the FLOPs), and their ReLUs and max-pools so that the
+# stack stays int8 between them: per tensor, activations uint8 and weights int8. Measured on
+# pretrained/latin (benchmarks/RESULTS.md, issue 23): the fastest setting and within 0.05 points
+# of fp32; per-channel weights, or quantising the classifier's matrix product too, were slower.
+STATIC_OPS = ("Conv", "Relu", "MaxPool")
 
 
 def _sample_lines(sources, cfg: dict, n: int, height: int, offset: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
@@ -222,8 +223,8 @@ def quantize_int8(src: Path, dst: Path, calibration: list[np.ndarray] | None = N
                   ops: tuple[str, ...] = STATIC_OPS) -> dict:
     """Quantise the ONNX model ``src`` to int8 at ``dst``; returns what was done (model.json's
     ``int8``). With ``calibration`` lines: static QDQ quantisation of ``ops`` (default the
-    convolutions, which carry the FLOPs; uint8 activations with MinMax ranges over the
-    lines, int8 weights per tensor or ``per_channel``), after ONNX Runtime's shape inference
+    convolutions, which carry the FLOPs, with their ReLUs and max-pools; uint8 activations
+    with MinMax ranges over the lines, int8 weights per tensor or ``per_channel``), after ONNX Runtime's shape inference
     and fusion pre-processing. Without: dynamic quantisation of the matrix products and the
     LSTM (the convolutions stay fp32)."""
     import logging

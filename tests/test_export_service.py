@@ -58,7 +58,7 @@ def test_static_int8_quantises_the_convolutions_calibrated_and_checks_accuracy(e
 
     out, r = exported
     meta = json.loads((out / "model.json").read_text())
-    assert meta["int8"]["method"] == "static QDQ" and meta["int8"]["ops"] == ["Conv"]
+    assert meta["int8"]["method"] == "static QDQ" and meta["int8"]["ops"] == ["Conv", "Relu", "MaxPool"]
     assert meta["int8"]["calibration_lines"] > 0
     acc = r["parity"]["onnx_int8"]
     assert acc["lines"] > 0 and acc["words_lost"] <= max(acc["max_drop"] * acc["words"], 2)
