@@ -228,13 +228,15 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: int = 1, engine: str = "int8") -> dict:
+def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: int = 1, engine: str = "int8",
+            max_active: int | None = None) -> dict:
     import httpx
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "ocr_robust.cli", "serve", "--model", str(exp), "--port", str(port),
-                             "--workers", str(workers), "--engine", engine, "--max-queued", str(clients)],
+                             "--workers", str(workers), "--engine", engine, "--max-queued", str(clients)]
+                            + (["--max-active", str(max_active)] if max_active else []),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # every client's request may wait
     try:
         for _ in range(600):
@@ -290,7 +292,8 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
         health = httpx.get(url + "/healthz").json()
         quarters = {f"{q}%": next((round(m, 1) for n, m in rss if n >= requests * q / 100), None) for q in (25, 50, 75)}
         rss1 = _rss_mb(proc.pid)
-        return {"clients": clients, "requests": requests, "workers": workers, "engine": engine, "seconds": round(dt, 1),
+        return {"clients": clients, "requests": requests, "workers": workers, "engine": engine,
+                "max_active": max_active, "seconds": round(dt, 1),
                 "requests_per_s": round(requests / dt, 1), "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
                 "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1), "errors": len(errors),
                 "error_examples": errors[:5], "batches": health["batches"],
@@ -314,6 +317,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--workers", type=int, default=1, help="server processes of the --service test")
     ap.add_argument("--engine", default="int8", help="the service's engine (onnx or int8)")
+    ap.add_argument("--max-active", type=int, help="the service's --max-active (default: its own)")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--train-data")
     ap.add_argument("--service-only", action="store_true", help="only the export and the service load test")
@@ -336,7 +340,7 @@ def main() -> int:
             import cv2
 
             result["service"] = service(exp, [cv2.imencode(".png", im)[1].tobytes() for im in images], a.clients,
-                                        a.requests, a.workers, a.engine)
+                                        a.requests, a.workers, a.engine, a.max_active)
             out = Path(a.json)
             out.write_text(json.dumps(result, indent=2), encoding="utf-8")
             report(result)
@@ -360,7 +364,7 @@ def main() -> int:
             import cv2
 
             pngs = [cv2.imencode(".png", im)[1].tobytes() for im in images]
-            result["service"] = service(exp, pngs, a.clients, a.requests, a.workers, a.engine)
+            result["service"] = service(exp, pngs, a.clients, a.requests, a.workers, a.engine, a.max_active)
     if a.train_data:
         from ocr_robust.training import TrainConfig, Trainer
 
