@@ -356,16 +356,23 @@ def main() -> int:
     if args.measure_init:  # the start itself, measured by the same protocol
         rows.append(measure({"row": "start (no training)", "seed": None, "mode": "none", "run": args.init}, args))
         print(f"start: {json.dumps(rows[-1])}", flush=True)
+    sweep(args, rows, out, lambda name: measure(run_child(name, args, "--one"), args), t0)
+    print(format_table(rows))
+    return 0
+
+
+def sweep(args, rows: list[dict], out: Path, one, t0: float) -> None:
+    """Every row of ``args.rows`` for every seed of ``args.seeds`` (``args.seed`` set for
+    each), measured by ``one(name)``; ``out`` rewritten after each, so a stopped sweep keeps
+    the rows it has."""
     for seed in [int(x) for x in args.seeds.split(",") if x]:
         args.seed = seed
         for name in [x for x in args.rows.split(",") if x]:
-            row = measure(run_child(name, args, "--one"), args)
+            row = one(name)
             rows.append(row)
             print(f"{name} seed {seed}: done ({time.perf_counter() - t0:.0f} s) {json.dumps(row)}", flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
-    print(format_table(rows))
-    return 0
 
 
 def format_table(rows: list[dict]) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_defences import child_result  # noqa: E402  (the benchmarks folder is this script's path)
+from bench_defences import child_result, sweep  # noqa: E402  (the benchmarks folder is this script's path)
 
 ROWS = {  # row: (--augment, distil from 2 fold teachers, --notext-source)
     "no dropout": ("0", False, "procedural"),
@@ -190,14 +190,7 @@ def main() -> int:
         rows.append(measure({"row": "start (no training)", "seed": None, "run": args.init, "train_lines_per_s": 0.0,
                              "teacher_train_seconds": 0.0}, args))
     t0 = time.perf_counter()
-    for seed in [int(x) for x in args.seeds.split(",") if x]:
-        args.seed = seed
-        for name in [x for x in args.rows.split(",") if x]:
-            row = measure(run_child(name, args), args)
-            rows.append(row)
-            print(f"{name} seed {seed}: done ({time.perf_counter() - t0:.0f} s) {json.dumps(row)}", flush=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
+    sweep(args, rows, out, lambda name: measure(run_child(name, args), args), t0)
     print(format_table(rows))
     return 0
 

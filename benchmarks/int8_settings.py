@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from ocr_robust.evaluation.benchmark import load_lines  # noqa: E402
 from ocr_robust.evaluation.metrics import Scores  # noqa: E402
-from ocr_robust.export import CALIBRATION_LINES, _sample_lines, quantize_int8  # noqa: E402
+from ocr_robust.export import CALIBRATION_LINES, quantize_int8, read_sample_lines  # noqa: E402
 from ocr_robust.inference import Recognizer  # noqa: E402
 
 SETTINGS = {  # name: (static, per_channel, ops)
@@ -63,7 +63,7 @@ def main() -> int:
     a = ap.parse_args()
     src = Path(a.model)
     meta = json.loads((src / "model.json").read_text())
-    calib, _ = _sample_lines((a.calibration,), meta["input"], CALIBRATION_LINES, meta["input"]["height"], 0.5)
+    calib, _ = read_sample_lines((a.calibration,), meta["input"], CALIBRATION_LINES, meta["input"]["height"], 0.5)
     data = {c: load_lines(Path(a.suite) / c, None) for c in a.conditions.split(",")}
     rows = []
     fp32 = Recognizer(src, engine="onnx", threads=2)

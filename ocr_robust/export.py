@@ -57,7 +57,7 @@ from .runs import (
 )
 
 __all__ = ["OPSET", "PARITY_ATOL", "PARITY_RTOL", "INT8_MIN_AGREEMENT", "INT8_MAX_DROP", "FORMATS", "QUANTIZE",
-           "CALIBRATION_LINES", "export", "quantize_int8"]
+           "CALIBRATION_LINES", "export", "quantize_int8", "read_sample_lines"]
 
 OPSET = 17
 # Allowed |logprob difference| between an fp32 export and PyTorch: PARITY_ATOL + PARITY_RTOL * |logprob|.
@@ -83,7 +83,8 @@ CALIBRATION_LINES = 256  # real lines whose activations set the static int8 scal
 STATIC_OPS = ("Conv", "Relu", "MaxPool")
 
 
-def _sample_lines(sources, cfg: dict, n: int, height: int, offset: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+def read_sample_lines(sources, cfg: dict, n: int, height: int,
+                      offset: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """Up to ``n`` real line images and their texts from the first of ``sources`` (line
     stores; the first one is the user's and must open) that opens: every k-th line, from
     ``offset`` x k (another ``offset``: other lines of the same store). They are prepared as
@@ -145,13 +146,13 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", quantize: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     height = model.cfg.height
-    lines, texts = _sample_lines((sample, cfg.get("val"), cfg.get("data")), cfg, sample_lines, height)
+    lines, texts = read_sample_lines((sample, cfg.get("val"), cfg.get("data")), cfg, sample_lines, height)
     if quantize and not lines:
         raise ExportError("the int8 parity check needs real line images: give --sample LINE_STORE "
                           "(the run's own data could not be opened)")
     calib: list[np.ndarray] = []
     if quantize == "int8":
-        calib, _ = _sample_lines((calibration, cfg.get("data"), sample, cfg.get("val")), cfg, CALIBRATION_LINES,
+        calib, _ = read_sample_lines((calibration, cfg.get("data"), sample, cfg.get("val")), cfg, CALIBRATION_LINES,
                                  height, offset=0.5)
     order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])  # as _parity_inputs batches them
     texts = [texts[i] for i in order]

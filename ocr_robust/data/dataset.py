@@ -17,7 +17,8 @@ from ..images import HEIGHT, WIDTH_MULTIPLE, checked_size, label_fits, pad_batch
 from .crop import CROP_MODES, normalise_crop
 from .store import ConcatStore, FolderStore, LmdbStore, open_store, read_grey
 
-__all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler", "split_for_world"]
+__all__ = ["LineSample", "LineBatch", "LineDataset", "collate", "BucketBatchSampler", "ShardedBatches",
+           "split_for_world"]
 
 
 @dataclass
@@ -170,7 +171,7 @@ def split_for_world(batches: list[list[int]], world_size: int) -> list[list[int]
     return out
 
 
-class _Sharded:
+class ShardedBatches:
     """What both batch samplers share: the epoch's batches for all ranks (``batches()``), and
     this rank's disjoint share of them (iteration, ``len``)."""
 
@@ -193,7 +194,7 @@ class _Sharded:
         return iter(self.shard(self.batches()))
 
 
-class BucketBatchSampler(_Sharded, Sampler[list[int]]):
+class BucketBatchSampler(ShardedBatches, Sampler[list[int]]):
     """Batches of lines of similar width, so short lines are not padded to the longest.
 
     Each epoch: sort by width with a random tie-break, cut into batches, shuffle the order

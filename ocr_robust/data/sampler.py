@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from .dataset import _Sharded
+from .dataset import ShardedBatches
 
 __all__ = ["HardExampleSampler"]
 
 
-class HardExampleSampler(_Sharded, Sampler[list[int]]):
+class HardExampleSampler(ShardedBatches, Sampler[list[int]]):
     def __init__(self, widths: Sequence[int], batch_size: int, seed: int = 0, extra: float = 0.25,
                  ema: float = 0.5, easy_weight: float = 0.2, max_weight: float = 10.0):
         if batch_size < 1:
