@@ -62,6 +62,12 @@ ROWS = {
     "realtime (L-inf 4/255 random start many confusions)": ("realtime", {"eps": "4/255", "start": "4/255",
                                                                           "adv_lr": "5/255", "confuse_rate": 0.33,
                                                                           "max_subs": 20}),
+    # a low-frequency adversary (a coarse grid of 8 x 8 px cells, upsampled): it can change the
+    # line's shade smoothly, as stains, uneven scans and watermark tints do, not draw strokes
+    "realtime (low-frequency 16/255)": ("realtime", {"basis": "lowfreq", "cell": 8, "eps": "16/255",
+                                                     "adv_lr": "16/255"}),
+    "realtime (low-frequency 32/255)": ("realtime", {"basis": "lowfreq", "cell": 8, "eps": "32/255",
+                                                     "adv_lr": "32/255"}),
     "pgd-at": ("pgd-at", {"eps": "4/255", "steps": 5}),
     "free-at": ("free-at", {"eps": "4/255", "replays": 4}),
     "fgsm-rs": ("fgsm-rs", {"eps": "4/255"}),

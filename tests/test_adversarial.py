@@ -131,6 +131,32 @@ def test_adversarial_layer_is_zero_at_reset_and_clipped_and_bounded():
         parse_eps("four")
 
 
+def test_a_low_frequency_perturbation_is_a_smooth_grid_inside_its_budget_and_the_line():
+    x = torch.rand(2, 1, 32, 48) * 255
+    widths = torch.tensor([48, 20])
+    for norm, eps in (("linf", 16 / 255), ("l2", 1.0)):
+        layer = AdversarialLayer(norm, eps, basis="lowfreq", cell=8)
+        d = layer.reset(x, widths)
+        assert d.shape == (2, 1, 4, 6) and d.requires_grad and torch.equal(layer(x), x)
+        d.data.normal_(0, 500.0)
+        layer.project()
+        full = layer.full()
+        assert full[1, ..., 20:].abs().max() == 0  # padding untouched
+        if norm == "linf":
+            assert full.abs().max() <= 16 + 1e-4 and d.abs().max() <= 16 + 1e-4
+        else:
+            assert full.flatten(1).norm(dim=1).max() <= 255 + 1e-3
+        # smooth: neighbouring pixels differ by at most a cell's share of the grid's step
+        step = (d[..., :, 1:] - d[..., :, :-1]).abs().max()
+        assert (full[0, ..., 1:] - full[0, ..., :-1]).abs().max() <= step / 8 + 1e-4
+        y = layer(x)
+        assert y.min() >= 0 and y.max() <= 255
+        (g,) = torch.autograd.grad(layer(x)[:, :, :, :10].sum(), d)  # the grid gets the gradient
+        assert g[:, :, :, :2].abs().sum() > 0 and g[:, :, :, 3:].abs().sum() == 0
+    with pytest.raises(ValueError, match="basis"):
+        AdversarialLayer("linf", 0.1, basis="strokes")
+
+
 # --- the realtime step ------------------------------------------------------------------------------------------
 
 def test_realtime_step_routes_gradients_and_equals_the_big_batch_gradient(small_store, trained):

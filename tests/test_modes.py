@@ -188,3 +188,36 @@ def test_realtime_random_start_trains_its_first_step_on_a_noisy_line_within_the_
     assert float(d.abs().amax(dim=(1, 2))[pad].max()) == 0.0  # the padding is never touched
     assert torch.equal(noisy, first_input(start="2/255"))
     assert first_input(start="8/255").sub(x).abs().max() <= 4.0 + 1e-4  # projected into eps 4/255
+
+
+def test_realtime_low_frequency_adversary_trains_on_a_smooth_shade_change_within_the_budget(tiny_store):
+    """``basis=lowfreq``: the second inner step reads the line plus a perturbation that is a
+    bilinear upsampling of a coarse grid (neighbouring pixels differ little), inside eps and
+    off the padding, and the weights get the gradient of both images."""
+    import torch
+
+    from ocr_robust.charset import Charset
+    from ocr_robust.data.dataset import LineDataset, collate
+    from ocr_robust.models import build_model
+    from ocr_robust.training import StepContext
+
+    cs = Charset.load("latin")
+    ds = LineDataset.open(tiny_store, cs)
+    batch = collate([ds[i] for i in range(6)])
+    model = build_model("crnn-small", num_classes=cs.num_classes)
+    ctx = StepContext(torch.device("cpu"), False, 0, 0, cs, {}, seed=0)
+    mode = MODES["realtime"](basis="lowfreq", cell=8, eps="16/255", adv_lr="16/255", max_inner_steps=2)
+    mode.trace = []
+    stats = mode.step(model, batch, ctx)
+    assert stats["inner_steps"] > 1 and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    (x0, _), (x1, live) = mode.trace[0][1]
+    d = (x1 - x0)[live]
+    assert 0 < d.abs().max() <= 16 + 1e-3
+    # the grid steps by at most 2 x 16 levels, spread over a cell of 8 pixels: at most 4 a pixel
+    full = mode.layer.full()[live]
+    pad = torch.arange(x0.shape[-1])[None, :] >= batch["widths"][live.cpu()][:, None]
+    inside = ~pad[:, 1:]  # the line ends with a step to the untouched padding
+    assert ((full[..., 1:] - full[..., :-1]).abs().amax(dim=(1, 2))[inside]).max() <= 4 + 1e-3
+    assert float(d.abs().amax(dim=(1, 2))[pad].max()) == 0.0
+    with torch.no_grad():
+        assert mode.layer(batch["images"]).shape == batch["images"].shape

@@ -15,13 +15,18 @@ from fractions import Fraction
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..images import PIXEL_MAX
 
-__all__ = ["NORMS", "parse_eps", "to_pixels", "width_mask", "project_", "AdversarialLayer", "SignStep",
+__all__ = ["NORMS", "BASES", "parse_eps", "to_pixels", "width_mask", "project_", "AdversarialLayer", "SignStep",
            "make_adv_optimizer"]
 
 NORMS = ("linf", "l2")
+# how the perturbation is parameterised: one value per pixel, or a coarse grid of one value
+# per ``cell`` x ``cell`` pixels, upsampled bilinearly (a smooth change of shade: uneven
+# illumination, a stain, a translucent watermark's tint)
+BASES = ("pixel", "lowfreq")
 
 
 def parse_eps(value: str | float | int | None) -> float | None:
@@ -80,15 +85,27 @@ class AdversarialLayer(nn.Module):
     budget: the pixel range always, and an L-inf or L2 ball of ``eps`` (0..1 units) per line
     in the bounded mode (``norm`` set); with ``norm=None`` the perturbation is unbounded, as
     in the seed, and the inner loop's stop rule limits it.
+
+    ``basis="lowfreq"`` (not in the seed) makes the trainable tensor a coarse grid, B x C x
+    ceil(H / cell) x ceil(W / cell), upsampled bilinearly to the image (:meth:`full`): the
+    adversary can only change the shade smoothly over a few pixels, as paper, stains, scans
+    and watermarks do, not draw thin strokes. The budget holds for the upsampled
+    perturbation (bilinear upsampling is a convex combination, so the grid's L-inf bound is
+    the image's; an L2 budget is scaled on the image); the pixel range is kept by the clip
+    of ``forward``, which a smooth perturbation cannot follow pixel by pixel.
     """
 
-    def __init__(self, norm: str | None = None, eps: float | None = None):
+    def __init__(self, norm: str | None = None, eps: float | None = None, basis: str = "pixel", cell: int = 8):
         super().__init__()
         if norm is not None and norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS} or None, got {norm!r}")
         if norm is not None and eps is None:
             raise ValueError("a bounded perturbation needs eps")
-        self.norm, self.eps = norm, eps
+        if basis not in BASES:
+            raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
+        if basis == "lowfreq" and cell < 2:
+            raise ValueError(f"a low-frequency basis needs a cell of at least 2 pixels, got {cell}")
+        self.norm, self.eps, self.basis, self.cell = norm, eps, basis, int(cell)
         self.delta: torch.Tensor | None = None
         self._x: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
@@ -97,28 +114,48 @@ class AdversarialLayer(nn.Module):
               generator: torch.Generator | None = None) -> torch.Tensor:
         self._x = x.detach()
         self._mask = width_mask(x, widths) if widths is not None else None
-        self.delta = torch.zeros_like(self._x)
+        n, c, h, w = self._x.shape
+        shape = (n, c, h, w) if self.basis == "pixel" else (n, c, -(-h // self.cell), -(-w // self.cell))
+        self.delta = self._x.new_zeros(shape)
         if start:
             # drawn on the CPU, where the generators live: the same start on every device
-            noise = torch.empty(self._x.shape).uniform_(-1.0, 1.0, generator=generator)
+            noise = torch.empty(shape).uniform_(-1.0, 1.0, generator=generator)
             self.delta.copy_(noise.to(self.delta.device) * to_pixels(start))
             self.project()
         self.delta.requires_grad_(True)
         return self.delta
 
+    def full(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The perturbation at the image's resolution (of ``rows`` only, when given)."""
+        if self.delta is None or self._x is None:
+            raise RuntimeError("AdversarialLayer: call reset(x) for this batch first")
+        d = self.delta if rows is None else self.delta[rows]
+        if self.basis == "pixel":
+            return d
+        up = F.interpolate(d, size=self._x.shape[-2:], mode="bilinear", align_corners=False)
+        if self._mask is not None:
+            up = up * (self._mask if rows is None else self._mask[rows])
+        return up
+
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """``clip(x + delta)``; with ``rows`` only those lines (a compacted batch), the
         gradient still reaching the whole ``delta``."""
-        if self.delta is None or self.delta.shape != x.shape:
+        if self._x is None or self._x.shape != x.shape:
             raise RuntimeError("AdversarialLayer: call reset(x) for this batch first")
-        if rows is None:
-            return (x + self.delta).clamp(0, PIXEL_MAX)
-        return (x[rows] + self.delta[rows]).clamp(0, PIXEL_MAX)
+        return ((x if rows is None else x[rows]) + self.full(rows)).clamp(0, PIXEL_MAX)
 
     def project(self) -> None:
         assert self.delta is not None and self._x is not None  # set by reset()
-        project_(self.delta.data, self._x, self.norm, to_pixels(self.eps) if self.eps is not None else None,
-                 self._mask)
+        eps_px = to_pixels(self.eps) if self.eps is not None else None
+        if self.basis == "pixel":
+            project_(self.delta.data, self._x, self.norm, eps_px, self._mask)
+            return
+        with torch.no_grad():
+            if self.norm == "linf" and eps_px is not None:
+                self.delta.data.clamp_(-eps_px, eps_px)
+            elif self.norm == "l2" and eps_px is not None:
+                n = self.full().flatten(1).norm(dim=1).clamp(min=1e-12)  # linear in the grid: exact
+                self.delta.data.mul_((eps_px / n).clamp(max=1.0).view(-1, 1, 1, 1))
 
 
 class SignStep(torch.optim.Optimizer):

@@ -20,7 +20,7 @@ __all__ = ["PRESETS", "RealtimeMode"]
 
 
 _COMMON = {"confusables": "confusables:train", "confuse_rate": 0.05, "max_subs": 3, "fallback": "edit",
-           "start": 0.0, "adv_momentum": 0.0, "plateau_tol": 0.02, "plateau_patience": 1}
+           "start": 0.0, "basis": "pixel", "cell": 8, "adv_momentum": 0.0, "plateau_tol": 0.02, "plateau_patience": 1}
 PRESETS: dict[str, dict[str, Any]] = {
     # the seed's own configuration (METHODS.md section 1): unbounded, SGD on raw pixel gradients
     "seed": {**_COMMON, "norm": "none", "eps": None, "adv_optimizer": "sgd", "adv_lr": 20000.0, "max_inner_steps": 3},
@@ -59,7 +59,11 @@ class RealtimeMode(TrainingMode):
     image units (``adv_optimizer: sign``), whose strength does not follow the gradient's
     scale. ``start`` (0..1 units, default 0: the seed's zero start) draws the perturbation's
     start uniformly in ``[-start, start]``: the first inner step then trains on a noisy image
-    instead of the clean one (the random start of FGSM-RS, the noise of N-FGSM).
+    instead of the clean one (the random start of FGSM-RS, the noise of N-FGSM). ``basis:
+    lowfreq`` (with ``cell``, default 8 pixels) lets the adversary change only the shade,
+    smoothly, on a coarse grid upsampled to the line (:class:`AdversarialLayer`): the
+    perturbations documents suffer (uneven paper, stains, a watermark's tint) rather than
+    thin strokes.
     """
 
     name = "realtime"
@@ -68,7 +72,8 @@ class RealtimeMode(TrainingMode):
 
     def __init__(self, preset: str = "default", confusables: str | None = None, confuse_rate: float | None = None,
                  max_subs: int | None = None, fallback: str | None = None, norm: str | None = None,
-                 eps: str | float | None = None, start: str | float | None = None, adv_optimizer: str | None = None,
+                 eps: str | float | None = None, start: str | float | None = None, basis: str | None = None,
+                 cell: int | None = None, adv_optimizer: str | None = None,
                  adv_lr: str | float | None = None,
                  adv_momentum: float | None = None, max_inner_steps: int | None = None,
                  plateau_tol: float | None = None, plateau_patience: int | None = None):
@@ -78,7 +83,7 @@ class RealtimeMode(TrainingMode):
         o = {**PRESETS[preset], **given}
         self.preset, self.options = preset, o
         self.norm, self.eps = norm_option(o["norm"]), parse_eps(o["eps"])
-        self.layer = AdversarialLayer(self.norm, self.eps)
+        self.layer = AdversarialLayer(self.norm, self.eps, basis=str(o["basis"]), cell=int(o["cell"]))
         self.start = parse_eps(o["start"]) or 0.0
         self.table_name = o["confusables"]
         self.confuse_opts: dict[str, Any] = {"rate": float(o["confuse_rate"]), "max_subs": int(o["max_subs"]),
