@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.crop import normalise_crops
+from .data.crop import is_blank, normalise_crops
 from .decoding import Decoded, decode, greedy_batch
 from .errors import InputError
 from .images import MAX_WIDTH, output_frames, pad_batch, resize_to_height
@@ -114,10 +114,18 @@ class Recognizer:
         """Read the lines, in batches of similar width: at most ``batch_size`` lines and, on
         top, at most ``batch_pixels`` padded pixels (so a batch of wide lines holds fewer of
         them; ``None``: lines only)."""
-        resized = [resize_to_height(im, self.height, self.max_width) for im in normalise_crops(list(images), self.crop)]
-        out: list[Decoded | None] = [None] * len(resized)
-        for idx in width_batches([im.shape[1] for im in resized], self.height, batch_size, batch_pixels):
-            batch, widths = pad_batch([resized[i] for i in idx])
+        images = list(images)
+        out: list[Decoded | None] = [None] * len(images)
+        # a crop without contrast holds no ink, so no text: read as empty without the model
+        # (a network asked to read blank paper may well answer "1" or ".")
+        ink = [i for i, im in enumerate(images) if not is_blank(im)]
+        for i in set(range(len(images))) - set(ink):
+            out[i] = Decoded("", 1.0)
+        resized = [resize_to_height(im, self.height, self.max_width)
+                   for im in normalise_crops([images[i] for i in ink], self.crop)]
+        for pos in width_batches([im.shape[1] for im in resized], self.height, batch_size, batch_pixels):
+            idx = [ink[k] for k in pos]
+            batch, widths = pad_batch([resized[k] for k in pos])
             lp = self.logprobs(batch)
             frames = [output_frames(int(w)) for w in widths]
             if self.decoder == "greedy" and not self.lexicon:

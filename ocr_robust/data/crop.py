@@ -21,7 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["MARGIN", "MIN_CONTRAST", "CROP_MODES", "ink_mask", "ink_band", "crop_box", "cut_crop", "normalise_crop",
+__all__ = ["MARGIN", "MIN_CONTRAST", "CROP_MODES", "is_blank", "ink_mask", "ink_band", "crop_box", "cut_crop", "normalise_crop",
            "normalise_crops", "CropJitter"]
 
 MARGIN = 0.25  # normalised margin, as a share of the ink band's height, each side
@@ -41,9 +41,15 @@ def _background(img: np.ndarray) -> int:
     return int(np.median(flat[flat >= np.median(flat)]))
 
 
+def is_blank(img: np.ndarray) -> bool:
+    """A crop without contrast: less than ``MIN_CONTRAST`` grey levels between its darkest and
+    lightest pixel, so no ink to read (empty paper, a faint tint)."""
+    return img.size == 0 or int(img.max()) - int(img.min()) < MIN_CONTRAST
+
+
 def ink_mask(img: np.ndarray) -> np.ndarray | None:
     """Dark-on-light ink pixels (Otsu), or ``None`` for a crop without contrast (blank)."""
-    if img.size == 0 or int(img.max()) - int(img.min()) < MIN_CONTRAST:
+    if is_blank(img):
         return None
     _, ink = cv2.threshold(img, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     return ink.astype(bool)
