@@ -135,3 +135,28 @@ def test_a_missing_anchor_is_reported_and_the_rest_runs(suite, tiny_export, tmp_
     assert r["missing"][0]["engine"] == "tesseract" and "not installed" in r["missing"][0]["why"]
     assert r["rows"] and "Not run: tesseract" in (tmp_path / "r" / "results.md").read_text()
     assert Path(tmp_path / "r" / "index.html").is_file()
+
+
+def test_no_text_crops_avoid_raster_images_and_are_mostly_marked(tmp_path):
+    """A raster image may show text without a text layer (a screenshot), so no crop comes from
+    one; at least two thirds of the crops show a marking, at most a third is plain paper."""
+    import cv2
+    import numpy as np
+    import pymupdf
+
+    from ocr_robust.evaluation.suite import no_text_crops
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=300, height=400)
+    noise = (np.random.default_rng(0).random((200, 300)) > 0.5).astype(np.uint8) * 255  # black and white: 0 or 255
+    page.insert_image(pymupdf.Rect(0, 0, 300, 200), stream=cv2.imencode(".png", noise)[1].tobytes())
+    for y in range(220, 400, 12):  # grey strokes, a drawing without text: "marked" background
+        page.draw_line((0, y), (300, y + 5), color=(0.6, 0.6, 0.6), width=1.5)
+    doc.save(tmp_path / "p.pdf")
+    n = no_text_crops([tmp_path / "p.pdf"], tmp_path / "nt", 9, seed=0)
+    store = FolderStore(tmp_path / "nt")
+    crops = [cv2.imdecode(np.frombuffer(store.image_bytes(i), np.uint8), cv2.IMREAD_GRAYSCALE)
+             for i in range(len(store))]
+    assert n == len(crops) == 9
+    assert all(int(c.min()) > 60 for c in crops)  # never the image's black pixels
+    assert sum(int(c.max()) - int(c.min()) > 40 for c in crops) >= 6

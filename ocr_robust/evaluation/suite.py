@@ -82,6 +82,15 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _sha_store(folder: Path) -> str:
+    """A folder store's labels and every image, in the labels' order."""
+    h = hashlib.sha256((folder / "labels.tsv").read_bytes())
+    for line in (folder / "labels.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            h.update((folder / line.split("\t", 1)[0]).read_bytes())
+    return h.hexdigest()
+
+
 def watermark_copy(src: str | Path, dst: Path, seed: int, max_pages: int = 0) -> None:
     """A copy of ``src`` with one or two held-out watermark styles painted on each page (with
     ``max_pages``, on the pages ingest will draw from ``dst``; the others are copied as they are)."""
@@ -104,11 +113,13 @@ def watermark_copy(src: str | Path, dst: Path, seed: int, max_pages: int = 0) ->
 
 def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = IngestConfig.dpi) -> int:
     """``n`` line-shaped crops holding no text (away from every text-layer line, opaque or
-    watermark) from the pages of ``pdfs``; two thirds must show some marking (a watermark
-    stroke, a stamp), the rest may be plain background. Written as a store with empty labels."""
+    watermark, and from every raster image, whose pixels may show text that has no text
+    layer: a screenshot, a scanned figure) from the pages of ``pdfs``; at least two thirds
+    show some marking (a watermark stroke, a stamp: more than 40 grey levels of contrast),
+    at most a third is plain background. Written as a store with empty labels."""
     rng = np.random.default_rng(seed)
     pages = [(f, k) for f in pdfs for k in range(pymupdf.open(str(f)).page_count)]
-    count = tries = 0
+    count = tries = plain = 0
     scale = dpi / 72.0
     with FolderWriter(out) as w:
         while count < n and tries < 200 * n:
@@ -124,6 +135,9 @@ def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = Ing
                     x0, y0, x1, y1 = (v * scale for v in ln["bbox"])
                     m = 0.5 * (y1 - y0 if abs(ln["dir"][1]) < 0.5 else x1 - x0)
                     mask[max(0, int(y0 - m)):int(y1 + m) + 1, max(0, int(x0 - m)):int(x1 + m) + 1] = True
+            for im in page.get_image_info():  # raster images may hold text without a text layer
+                x0, y0, x1, y1 = (v * scale for v in im["bbox"])
+                mask[max(0, int(y0)):int(y1) + 1, max(0, int(x0)):int(x1) + 1] = True
             for _ in range(40):  # crops of this page
                 tries += 1
                 h = int(rng.integers(14, 40))
@@ -136,8 +150,10 @@ def no_text_crops(pdfs: list[Path], out: Path, n: int, seed: int, dpi: int = Ing
                     continue
                 crop = img[y:y + h, x:x + wd]
                 marked = int(crop.max()) - int(crop.min()) > 40
-                if not marked and rng.random() < 2 / 3:
-                    continue
+                if not marked:
+                    if plain >= n // 3:
+                        continue
+                    plain += 1
                 ok, png = cv2.imencode(".png", crop)
                 w.add(f"{count:05d}.png", "", png.tobytes())
                 count += 1
@@ -252,7 +268,8 @@ def build_suite(out: str | Path, pages: int = 12, seed: int = 0, from_pdf: list[
     wm_pdfs = sorted((src / ("watermarked" if user else "watermark")).glob("*.pdf"))
     n = no_text_crops(wm_pdfs, out / NO_TEXT, no_text, seed=1000 + seed)
     built[NO_TEXT] = {"name": NO_TEXT, "what": NO_TEXT_WHAT, "lines": n,
-                           "labels_sha256": _sha(out / NO_TEXT / "labels.tsv")}
+                           # its labels are all empty: the images are what identifies it (anchor caches)
+                           "labels_sha256": _sha_store(out / NO_TEXT)}
     desc = {"format": "ocr-robust-suite", "version": SUITE_VERSION, "seed": seed, "pages_per_condition": pages,
             "max_pages": max_pages, "max_lines": max_lines,
             "source": ("user PDFs: " + ", ".join(p.name for p in user) if user
