@@ -101,6 +101,39 @@ def test_an_int8_model_that_reads_worse_fails_the_export_loudly(tiny_run, tmp_pa
         ex.quantize_int8(tmp_path / "none.onnx", tmp_path / "out.onnx", calibration=[])
 
 
+def test_static_int8_falls_back_to_per_channel_scales_when_per_tensor_fails_its_check(tiny_run, tiny_store,
+                                                                                     tmp_path, monkeypatch):
+    """Depthwise filters' ranges differ by channel: where one weight scale per tensor fails the
+    parity or accuracy check, the export quantises again with a scale per output channel, and
+    says why in model.json; the graph then holds per-channel scales."""
+    import onnx
+    from onnx import numpy_helper
+
+    import ocr_robust.export as ex
+
+    real, calls = ex._check_accuracy, []
+
+    def first_fails(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ExportError("ONNX int8 accuracy check failed: (made to fail for the test)")
+        return real(*args)
+
+    monkeypatch.setattr(ex, "_check_accuracy", first_fails)
+    export(tiny_run[0], tmp_path / "exp", quantize="int8", sample=str(tiny_store))
+    meta = json.loads((tmp_path / "exp" / "model.json").read_text())
+    assert meta["int8"]["per_channel"] is True and "made to fail" in meta["int8"]["per_channel_because"]
+    g = onnx.load(str(tmp_path / "exp" / "model.int8.onnx")).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    made_by = {o: n for n in g.node for o in n.output}
+    conv = next(n for n in g.node if n.op_type == "Conv")
+    scale = inits[made_by[conv.input[1]].input[1]]
+    assert scale.size > 1  # one scale per output channel
+    monkeypatch.setattr(ex, "_check_accuracy", lambda *a: (_ for _ in ()).throw(ExportError("always fails")))
+    with pytest.raises(ExportError, match="per-channel"):
+        export(tiny_run[0], tmp_path / "exp2", quantize="int8", sample=str(tiny_store))
+
+
 def test_a_failed_parity_check_fails_the_export_loudly(tiny_run, tmp_path, monkeypatch, capsys):
     import ocr_robust.export as ex
 
