@@ -126,11 +126,13 @@ def cmd_models(a: argparse.Namespace) -> int:
     from .models import REGISTRY, build_model, count_params, forward_flops
 
     n = Charset.load("latin").num_classes
-    print(f"{'model':<14}{'params':>10}{'GFLOPs/line':>13}  channels, rnn hidden x layers (32x256 line, latin)")
+    print(f"{'model':<18}{'params':>10}{'GFLOPs/line':>13}  backbone channels (block), head (32x256 line, latin)")
     for name, cfg in REGISTRY.items():
         m = build_model(name, num_classes=n)
-        print(f"{name:<14}{count_params(m):>10,}{forward_flops(m, 256) / 1e9:>13.3f}  "
-              f"{cfg.channels}, {cfg.rnn_hidden} x {cfg.rnn_layers}")
+        head = (f"BiLSTM {cfg.rnn_hidden} x {cfg.rnn_layers}" if cfg.head == "lstm"
+                else f"{cfg.rnn_layers} temporal convs of {2 * cfg.rnn_hidden}")
+        print(f"{name:<18}{count_params(m):>10,}{forward_flops(m, 256) / 1e9:>13.3f}  "
+              f"{cfg.channels} ({cfg.block}), {head}")
     return 0
 
 

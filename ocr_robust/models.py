@@ -14,11 +14,20 @@ full-resolution layer's normalisation, activation and pooling cost more time tha
 FLOPs suggest (they are memory-bound). Weights are kept channels-last, which the CPU
 (oneDNN) and CUDA convolutions prefer. Together: 1.61x the training speed of the first
 models on the 2-core CPU (``benchmarks/bench_train_step.py``).
+
+Two further choices, for speed (issue 23; their accuracy and speed are on the Pareto plot of
+``benchmarks/bench_architectures.py``): ``block="dw"`` makes every convolution after the stem
+depthwise-separable (MobileNet v1: a per-channel 3x3 and a 1x1 that mixes channels, each
+with batch norm and ReLU), about 1/8 of a full 3x3's FLOPs at these widths; ``head="conv"``
+replaces the BiLSTM by temporal convolutions over the frames (1-D, kernel 5, each with batch
+norm and ReLU), which run in parallel over the frames and quantise to int8 like the
+backbone, where the LSTM is sequential and stays fp32.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -26,8 +35,8 @@ import torch.nn as nn
 
 from .images import HEIGHT, PIXEL_MAX, output_frames
 
-__all__ = ["ModelConfig", "REGISTRY", "conv_bn", "CRNN", "build_model", "native_bf16", "autocast", "model_state",
-           "count_params", "forward_flops"]
+__all__ = ["ModelConfig", "REGISTRY", "BLOCKS", "HEADS", "conv_bn", "dw_bn", "ConvHead", "CRNN", "build_model",
+           "native_bf16", "autocast", "model_state", "count_params", "forward_flops"]
 
 
 @dataclass
@@ -38,6 +47,8 @@ class ModelConfig:
     rnn_layers: int = 1
     dropout: float = 0.1
     stem_stride: int = 1  # 1: conv + 2x2 max-pool at full resolution (the first models); 2: one stride-2 conv
+    block: str = "conv"  # "conv": full 3x3 convolutions; "dw": depthwise-separable ones after the stem
+    head: str = "lstm"  # "lstm": a BiLSTM of rnn_hidden per direction; "conv": rnn_layers temporal convolutions
     height: int = HEIGHT
     num_classes: int = 112  # charset size + 1 (blank)
 
@@ -45,11 +56,44 @@ class ModelConfig:
 REGISTRY: dict[str, ModelConfig] = {
     "crnn-small": ModelConfig("crnn-small", [16, 32, 64, 96], 96, 1, 0.1, stem_stride=2),
     "crnn-large": ModelConfig("crnn-large", [32, 64, 128, 256], 192, 2, 0.2, stem_stride=2),
+    # issue 23's candidates for speed at equal accuracy (benchmarks/bench_architectures.py)
+    "crnn-dw": ModelConfig("crnn-dw", [16, 48, 96, 160], 96, 1, 0.1, stem_stride=2, block="dw"),
+    "crnn-convhead": ModelConfig("crnn-convhead", [16, 32, 64, 96], 64, 2, 0.1, stem_stride=2, head="conv"),
+    "crnn-dw-convhead": ModelConfig("crnn-dw-convhead", [16, 48, 96, 160], 64, 2, 0.1, stem_stride=2, block="dw",
+                                    head="conv"),
 }
+BLOCKS = ("conv", "dw")
+HEADS = ("lstm", "conv")
 
 
 def conv_bn(cin: int, cout: int, k=3, s=1, p=1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def dw_bn(cin: int, cout: int, k=3, s=1, p=1) -> nn.Sequential:
+    """Depthwise-separable: a per-channel ``k`` convolution, then a 1x1 that mixes channels."""
+    return nn.Sequential(nn.Conv2d(cin, cin, k, s, p, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                         nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class ConvHead(nn.Module):
+    """Temporal convolutions over the frames (``T x N x C`` in and out): ``layers`` of a 1-D
+    convolution of ``kernel`` frames, batch norm and ReLU. Returns ``(output, output)`` so
+    that the CRNN calls it as it calls its LSTM (TorchScript needs one signature)."""
+
+    def __init__(self, cin: int, hidden: int, layers: int, kernel: int = 5):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        for i in range(layers):
+            blocks += [nn.Conv1d(cin if i == 0 else hidden, hidden, kernel, padding=kernel // 2, bias=False),
+                       nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+        self.net = nn.Sequential(*blocks)
+        self.hidden_size = hidden
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(f.permute(1, 2, 0)).permute(2, 0, 1)  # T x N x C -> N x C x T and back
+        return out, out
 
 
 class CRNN(nn.Module):
@@ -57,6 +101,10 @@ class CRNN(nn.Module):
         super().__init__()
         if cfg.height != 32:
             raise ValueError("the CRNN backbone is built for input height 32")
+        if cfg.block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {cfg.block!r}")
+        if cfg.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {cfg.head!r}")
         self.cfg = cfg
         self.pixel_max = float(PIXEL_MAX)  # an attribute, so that TorchScript can compile forward
         c1, c2, c3, c4 = cfg.channels
@@ -66,17 +114,24 @@ class CRNN(nn.Module):
             stem = [conv_bn(1, c1, s=2), nn.Identity()]  # the same parameter names as the pooled stem
         else:
             raise ValueError(f"stem_stride must be 1 or 2, got {cfg.stem_stride}")
+        conv = conv_bn if cfg.block == "conv" else dw_bn
         self.backbone = nn.Sequential(
             *stem,  # 16 x W/2
-            conv_bn(c1, c2), nn.MaxPool2d(2, 2),  # 8 x W/4
-            conv_bn(c2, c3), conv_bn(c3, c3), nn.MaxPool2d((2, 1), (2, 1)),  # 4 x W/4
-            conv_bn(c3, c4), conv_bn(c4, c4), nn.MaxPool2d((2, 1), (2, 1)),  # 2 x W/4
-            conv_bn(c4, c4, k=(2, 3), p=(0, 1)),  # 1 x W/4
+            conv(c1, c2), nn.MaxPool2d(2, 2),  # 8 x W/4
+            conv(c2, c3), conv(c3, c3), nn.MaxPool2d((2, 1), (2, 1)),  # 4 x W/4
+            conv(c3, c4), conv(c4, c4), nn.MaxPool2d((2, 1), (2, 1)),  # 2 x W/4
+            conv(c4, c4, k=(2, 3), p=(0, 1)),  # 1 x W/4
         )
         self.dropout = nn.Dropout(cfg.dropout)
-        self.rnn = nn.LSTM(c4, cfg.rnn_hidden, num_layers=cfg.rnn_layers, bidirectional=True,
-                           dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0)
-        self.head = nn.Linear(2 * cfg.rnn_hidden, cfg.num_classes)
+        self.rnn: nn.Module
+        if cfg.head == "lstm":
+            self.rnn = nn.LSTM(c4, cfg.rnn_hidden, num_layers=cfg.rnn_layers, bidirectional=True,
+                               dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0)
+            out = 2 * cfg.rnn_hidden
+        else:  # as many output features as the BiLSTM's two directions
+            self.rnn = ConvHead(c4, 2 * cfg.rnn_hidden, cfg.rnn_layers)
+            out = 2 * cfg.rnn_hidden
+        self.head = nn.Linear(out, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x / self.pixel_max - 0.5) / 0.5
@@ -152,19 +207,19 @@ def count_params(model: nn.Module) -> int:
 
 
 def forward_flops(model: CRNN, width: int = 256) -> int:
-    """Multiply-accumulates x 2 of one forward pass on a 32 x ``width`` line (conv, linear, LSTM)."""
+    """Multiply-accumulates x 2 of one forward pass on a 32 x ``width`` line (convolutions, linear, LSTM)."""
     flops = 0
 
-    def conv_hook(m: nn.Conv2d, inp, out):
+    def conv_hook(m: nn.Conv2d | nn.Conv1d, inp, out):
         nonlocal flops
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        k = math.prod(m.kernel_size) * (m.in_channels // m.groups)
         flops += 2 * out.numel() * k
 
     def lin_hook(m: nn.Linear, inp, out):
         nonlocal flops
         flops += 2 * out.numel() * m.in_features
 
-    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv1d))]
     hooks += [m.register_forward_hook(lin_hook) for m in model.modules() if isinstance(m, nn.Linear)]
     was_training = model.training
     model.eval()
@@ -175,6 +230,8 @@ def forward_flops(model: CRNN, width: int = 256) -> int:
         h.remove()
     T = out.shape[0]
     r = model.rnn
+    if not isinstance(r, nn.LSTM):
+        return flops  # a convolutional head: counted by the hooks
     for layer in range(r.num_layers):
         inp = r.input_size if layer == 0 else 2 * r.hidden_size
         # 4 gates: input and recurrent matmuls, both directions

@@ -146,3 +146,34 @@ def test_reading_batches_hold_similar_widths_within_a_pixel_budget():
     assert width_batches([10, 3000, 20], 32, 64, 50_000) == [[0, 2], [1]]  # wider than the budget: alone
     assert width_batches(widths, 32, 64, None) == [sorted(range(len(widths)), key=lambda i: widths[i])[k:k + 64]
                                                     for k in range(0, len(widths), 64)]
+
+
+def test_the_speed_candidates_cost_fewer_flops_or_drop_the_lstm_and_export_to_int8_with_parity(tiny_store, tmp_path):
+    """The depthwise-separable backbone costs far fewer FLOPs than crnn-small's; the
+    convolutional head has no LSTM, so static int8 quantises it with the backbone (its
+    temporal convolutions read int8 weights); the ONNX export matches PyTorch."""
+    import json
+
+    import onnx
+
+    from ocr_robust.export import export
+    from ocr_robust.training import TrainConfig, Trainer
+
+    flops = {n: forward_flops(build_model(n, num_classes=112), 256) for n in REGISTRY}
+    assert flops["crnn-dw"] < 0.5 * flops["crnn-small"] and flops["crnn-dw-convhead"] < flops["crnn-small"]
+    assert not any(isinstance(m, torch.nn.LSTM) for m in build_model("crnn-dw-convhead").modules())
+    with pytest.raises(ValueError, match="block"):
+        build_model({"block": "mobile"})
+    cfg = TrainConfig(data=str(tiny_store), val=str(tiny_store), out=str(tmp_path / "run"), epochs=4, batch_size=8,
+                      lr=3e-3, augment=0.0, seed=0, device="cpu", model="crnn-dw-convhead", report_images=0)
+    Trainer(cfg, progress=False).fit()
+    r = export(tmp_path / "run", tmp_path / "exp", quantize="int8", sample=str(tiny_store))
+    assert r["parity"]["onnx"]["max_abs_diff"] < 1e-3 and r["parity"]["onnx"]["agreement"] == 1.0
+    assert json.loads((tmp_path / "exp" / "model.json").read_text())["int8"]["method"] == "static QDQ"
+    g = onnx.load(str(tmp_path / "exp" / "model.int8.onnx")).graph
+    assert "LSTM" not in {n.op_type for n in g.node}
+    made_by = {o: n for n in g.node for o in n.output}
+    dims = {i.name: len(i.dims) for i in g.initializer}
+    temporal = [n for n in g.node if n.op_type == "Conv" and made_by[n.input[1]].op_type == "DequantizeLinear"
+                and dims.get(made_by[n.input[1]].input[0]) == 3]
+    assert len(temporal) == 2  # the head's two 1-D convolutions run in int8
