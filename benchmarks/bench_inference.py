@@ -229,7 +229,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: int = 1, engine: str = "int8",
-            max_active: int | None = None) -> dict:
+            max_active: int | None = None, lines_per_request: int = 1) -> dict:
     import httpx
 
     port = _free_port()
@@ -258,10 +258,11 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
                         i = next(counter, None)
                     if i is None:
                         return
-                    png = pngs[i % len(pngs)]
+                    files = [("images", (f"{i}-{j}.png", pngs[(i * lines_per_request + j) % len(pngs)], "image/png"))
+                             for j in range(lines_per_request)]
                     t = time.perf_counter()
                     try:
-                        r = c.post(url + "/v1/recognize", files={"images": (f"{i}.png", png, "image/png")})
+                        r = c.post(url + "/v1/recognize", files=files)
                         ok = r.status_code == 200
                         if not ok:
                             errors.append(f"{r.status_code}: {r.text[:100]}")
@@ -293,8 +294,9 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
         quarters = {f"{q}%": next((round(m, 1) for n, m in rss if n >= requests * q / 100), None) for q in (25, 50, 75)}
         rss1 = _rss_mb(proc.pid)
         return {"clients": clients, "requests": requests, "workers": workers, "engine": engine,
-                "max_active": max_active, "seconds": round(dt, 1),
-                "requests_per_s": round(requests / dt, 1), "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
+                "max_active": max_active, "lines_per_request": lines_per_request, "seconds": round(dt, 1),
+                "requests_per_s": round(requests / dt, 1), "lines_per_s": round(requests * lines_per_request / dt, 1),
+                "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
                 "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1), "errors": len(errors),
                 "error_examples": errors[:5], "batches": health["batches"],
                 "lines_per_batch": round(health["lines"] / max(1, health["batches"]), 1),
@@ -319,6 +321,8 @@ def main() -> int:
     ap.add_argument("--engine", default="int8", help="the service's engine (onnx or int8)")
     ap.add_argument("--max-active", type=int, help="the service's --max-active (default: its own)")
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--lines-per-request", type=int, default=1,
+                    help="line images in each request of the --service test (a page's lines sent together)")
     ap.add_argument("--train-data")
     ap.add_argument("--service-only", action="store_true", help="only the export and the service load test")
     ap.add_argument("--json", help="default: results/inference.json (results/service-soak.json with --service-only)")
@@ -340,7 +344,8 @@ def main() -> int:
             import cv2
 
             result["service"] = service(exp, [cv2.imencode(".png", im)[1].tobytes() for im in images], a.clients,
-                                        a.requests, a.workers, a.engine, a.max_active)
+                                        a.requests, a.workers, a.engine, a.max_active,
+                                        a.lines_per_request)
             out = Path(a.json)
             out.write_text(json.dumps(result, indent=2), encoding="utf-8")
             report(result)
@@ -364,7 +369,8 @@ def main() -> int:
             import cv2
 
             pngs = [cv2.imencode(".png", im)[1].tobytes() for im in images]
-            result["service"] = service(exp, pngs, a.clients, a.requests, a.workers, a.engine, a.max_active)
+            result["service"] = service(exp, pngs, a.clients, a.requests, a.workers, a.engine, a.max_active,
+                                        a.lines_per_request)
     if a.train_data:
         from ocr_robust.training import TrainConfig, Trainer
 
@@ -426,8 +432,10 @@ def report(result: dict) -> None:
 
 
 def _service_line(s: dict) -> str:
-    return (f"Service: {s['requests']} requests from {s['clients']} clients in {s['seconds']} s: "
-            f"{s['requests_per_s']} requests/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, errors {s['errors']}; "
+    lines_per_s = s.get("lines_per_s", s["requests_per_s"])
+    return (f"Service: {s['requests']} requests of {s.get('lines_per_request', 1)} line(s) from {s['clients']} clients "
+            f"in {s['seconds']} s: {s['requests_per_s']} requests/s ({lines_per_s} lines/s), "
+            f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, errors {s['errors']}; "
             f"{s['batches']} batches, {s['lines_per_batch']} lines per batch; server memory {s['rss_mb_before']} MB "
             f"at start, {s['rss_mb_at_share_of_requests']} of the requests done, {s['rss_mb_after']} MB at the end "
             f"(max {s['rss_mb_max']})")
