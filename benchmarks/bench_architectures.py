@@ -44,8 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
-
-CONDITIONS = ("clean", "watermark", "lowres-jpeg")
+from bench_defences import CONDITIONS  # noqa: E402  # the real conditions every comparison reads
 
 
 def train(model: str, a, run: Path) -> dict:

@@ -115,12 +115,10 @@ class Recognizer:
         top, at most ``batch_pixels`` padded pixels (so a batch of wide lines holds fewer of
         them; ``None``: lines only)."""
         images = list(images)
-        out: list[Decoded | None] = [None] * len(images)
         # a crop without contrast holds no ink, so no text: read as empty without the model
         # (a network asked to read blank paper may well answer "1" or ".")
-        ink = [i for i, im in enumerate(images) if not is_blank(im)]
-        for i in set(range(len(images))) - set(ink):
-            out[i] = Decoded("", 1.0)
+        out: list[Decoded | None] = [Decoded("", 1.0) if is_blank(im) else None for im in images]
+        ink = [i for i, d in enumerate(out) if d is None]
         resized = [resize_to_height(im, self.height, self.max_width)
                    for im in normalise_crops([images[i] for i in ink], self.crop)]
         for pos in width_batches([im.shape[1] for im in resized], self.height, batch_size, batch_pixels):

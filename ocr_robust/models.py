@@ -89,7 +89,6 @@ class ConvHead(nn.Module):
             blocks += [nn.Conv1d(cin if i == 0 else hidden, hidden, kernel, padding=kernel // 2, bias=False),
                        nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*blocks)
-        self.hidden_size = hidden
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(f.permute(1, 2, 0)).permute(2, 0, 1)  # T x N x C -> N x C x T and back
@@ -127,11 +126,9 @@ class CRNN(nn.Module):
         if cfg.head == "lstm":
             self.rnn = nn.LSTM(c4, cfg.rnn_hidden, num_layers=cfg.rnn_layers, bidirectional=True,
                                dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0)
-            out = 2 * cfg.rnn_hidden
         else:  # as many output features as the BiLSTM's two directions
             self.rnn = ConvHead(c4, 2 * cfg.rnn_hidden, cfg.rnn_layers)
-            out = 2 * cfg.rnn_hidden
-        self.head = nn.Linear(out, cfg.num_classes)
+        self.head = nn.Linear(2 * cfg.rnn_hidden, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x / self.pixel_max - 0.5) / 0.5
