@@ -305,6 +305,10 @@ def test_ingest_exports_backgrounds_that_touch_no_body_text(corpus, tmp_path):
     page[50:70, 20:380] = 0  # one body line, at y 25-35 pt of a 2-px-per-pt raster
     crops = background_crops(page, [(10.0, 25.0, 190.0, 35.0)], 2.0, 20, np.random.default_rng(0), dpi=150)
     assert crops and all(float(c.min()) == 255 for c in crops)  # never a pixel of the line (nor its margin)
+    page[120:190, 200:400] = 0  # a raster image (a screenshot) at x 100-200, y 60-95 pt
+    crops = background_crops(page, [(10.0, 25.0, 190.0, 35.0)], 2.0, 20, np.random.default_rng(0), dpi=150,
+                             avoid=[(100.0, 60.0, 200.0, 95.0)])
+    assert crops and all(float(c.min()) == 255 for c in crops)  # nor of the image
 
 
 def test_san_trains_for_a_few_steps_writes_its_gallery_and_plot_and_its_backgrounds_feed_training(

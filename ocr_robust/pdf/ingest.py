@@ -138,7 +138,9 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
         scale = cfg.dpi / 72.0
         if cfg.backgrounds:
             bg_rng = np.random.default_rng(_page_seed(cfg.seed + 1, path, pno))
-            for crop in background_crops(img, [ln.bbox for ln in lines], scale, cfg.backgrounds, bg_rng, cfg.dpi):
+            images = [tuple(im["bbox"]) for im in page.get_image_info()]  # may show text without a text layer
+            for crop in background_crops(img, [ln.bbox for ln in lines], scale, cfg.backgrounds, bg_rng, cfg.dpi,
+                                         avoid=images):
                 ok, png = cv2.imencode(".png", crop)
                 res.lines.append(("", png.tobytes()))
             return res
@@ -169,17 +171,21 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
 
 
 def background_crops(img: np.ndarray, boxes: list, scale: float, n: int, rng: np.random.Generator,
-                     dpi: int = 150) -> list[np.ndarray]:
+                     dpi: int = 150, avoid: list | None = None) -> list[np.ndarray]:
     """Up to ``n`` line-shaped crops of a page raster that no body-text line touches (each
-    line's box, ``boxes`` in points, grown by half its height): margins, gaps, figures, and
-    the page's watermark strokes and stamps, whose text is no body text. At most a third of
-    them may be plain (grey-level standard deviation under 2), so most show some texture."""
+    line's box, ``boxes`` in points, grown by half its height) nor any box of ``avoid`` (in
+    points, as they are: the page's raster images, whose pixels may show text that has no
+    text layer): margins, gaps, vector figures, and the page's watermark strokes and stamps,
+    whose text is no body text. At most a third of them may be plain (grey-level standard
+    deviation under 2), so most show some texture."""
     h_img, w_img = img.shape[:2]
     mask = np.zeros((h_img, w_img), bool)
     for x0, y0, x1, y1 in boxes:
         m = 0.5 * (y1 - y0) * scale
         ys, xs = max(0, int(y0 * scale - m)), max(0, int(x0 * scale - m))
         mask[ys:int(y1 * scale + m) + 1, xs:int(x1 * scale + m) + 1] = True
+    for x0, y0, x1, y1 in avoid or []:
+        mask[max(0, int(y0 * scale)):int(y1 * scale) + 1, max(0, int(x0 * scale)):int(x1 * scale) + 1] = True
     k = dpi / 150.0
     out: list[np.ndarray] = []
     plain = 0
