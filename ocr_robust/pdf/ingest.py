@@ -138,9 +138,12 @@ def process_page(task: tuple[str, int, dict]) -> PageResult:
         scale = cfg.dpi / 72.0
         if cfg.backgrounds:
             bg_rng = np.random.default_rng(_page_seed(cfg.seed + 1, path, pno))
-            images = [tuple(im["bbox"]) for im in page.get_image_info()]  # may show text without a text layer
+            info = page.get_text("dict", flags=pymupdf.TEXT_MEDIABOX_CLIP)
+            avoid = [tuple(ln["bbox"]) for b in info["blocks"] if b.get("type") == 0 for ln in b["lines"]
+                     if any(s["text"].strip() and s.get("alpha", 255) >= cfg.min_alpha for s in ln["spans"])]
+            avoid += [tuple(im["bbox"]) for im in page.get_image_info()]  # may show text without a text layer
             for crop in background_crops(img, [ln.bbox for ln in lines], scale, cfg.backgrounds, bg_rng, cfg.dpi,
-                                         avoid=images):
+                                         avoid=avoid):
                 ok, png = cv2.imencode(".png", crop)
                 res.lines.append(("", png.tobytes()))
             return res
@@ -174,10 +177,10 @@ def background_crops(img: np.ndarray, boxes: list, scale: float, n: int, rng: np
                      dpi: int = 150, avoid: list | None = None) -> list[np.ndarray]:
     """Up to ``n`` line-shaped crops of a page raster that no body-text line touches (each
     line's box, ``boxes`` in points, grown by half its height) nor any box of ``avoid`` (in
-    points, as they are: the page's raster images, whose pixels may show text that has no
-    text layer): margins, gaps, vector figures, and the page's watermark strokes and stamps,
-    whose text is no body text. At most a third of them may be plain (grey-level standard
-    deviation under 2), so most show some texture."""
+    points, as they are: opaque text at any angle, and the page's raster images, whose pixels
+    may show text that has no text layer): margins, gaps, vector figures, and the page's
+    watermark strokes and stamps, whose text is no body text. At most a third of them may
+    be plain (grey-level standard deviation under 2), so most show some texture."""
     h_img, w_img = img.shape[:2]
     mask = np.zeros((h_img, w_img), bool)
     for x0, y0, x1, y1 in boxes:
