@@ -228,8 +228,63 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def multipart_request(host: str, path: str, parts: list[tuple[str, bytes]], boundary: str = "ocrrobustbench") -> bytes:
+    """One whole HTTP/1.1 POST (headers and multipart body, field ``images``), built once so
+    that the load generator spends no time encoding while it measures."""
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="{name}"\r\n'
+                    f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n" for name, data in parts)
+    body += f"--{boundary}--\r\n".encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return head + body
+
+
+async def load(port: int, requests: list[bytes], clients: int, lat: list[float], errors: list[str],
+               timeout_s: float = 120.0) -> None:
+    """Send ``requests`` (whole HTTP requests) over ``clients`` keep-alive connections, each
+    client taking the next request when its last answer is in; appends the latencies of the
+    200s to ``lat`` and the other answers to ``errors``. Raw asyncio streams, so that the load costs the machine (whose
+    cores the server shares) little: a client's CPU time is reported beside the figures."""
+    import asyncio
+
+    todo = iter(requests)
+
+    async def client() -> None:
+        reader = writer = None
+        for req in todo:
+            t = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(req)
+                head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)).lower()
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
+                              if h.startswith(b"content-length:"))
+                body = await asyncio.wait_for(reader.readexactly(length), timeout_s)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, StopIteration, ValueError) as e:
+                errors.append(f"{type(e).__name__}: {e}")
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                continue
+            if status == 200:
+                lat.append(time.perf_counter() - t)
+            else:
+                errors.append(f"{status}: {body[:100].decode(errors='replace')}")
+            if b"connection: close" in head:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
 def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: int = 1, engine: str = "int8",
             max_active: int | None = None, lines_per_request: int = 1) -> dict:
+    import asyncio
+
     import httpx
 
     port = _free_port()
@@ -246,32 +301,12 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
             except httpx.TransportError:
                 time.sleep(0.1)
         rss0 = _rss_mb(proc.pid)
+        host = f"127.0.0.1:{port}"
+        bodies = [multipart_request(host, "/v1/recognize",
+                                    [(f"{i}-{j}.png", pngs[(i * lines_per_request + j) % len(pngs)])
+                                     for j in range(lines_per_request)]) for i in range(requests)]
         lat: list[float] = []
         errors: list[str] = []
-        counter = iter(range(requests))
-        lock = threading.Lock()
-
-        def client(k: int) -> None:
-            with httpx.Client(timeout=120) as c:
-                while True:
-                    with lock:
-                        i = next(counter, None)
-                    if i is None:
-                        return
-                    files = [("images", (f"{i}-{j}.png", pngs[(i * lines_per_request + j) % len(pngs)], "image/png"))
-                             for j in range(lines_per_request)]
-                    t = time.perf_counter()
-                    try:
-                        r = c.post(url + "/v1/recognize", files=files)
-                        ok = r.status_code == 200
-                        if not ok:
-                            errors.append(f"{r.status_code}: {r.text[:100]}")
-                    except httpx.HTTPError as e:
-                        errors.append(f"{type(e).__name__}: {e}")
-                        ok = False
-                    if ok:
-                        lat.append(time.perf_counter() - t)
-
         rss: list[tuple[int, float]] = []  # (requests done, MB) sampled every half second
         stop = threading.Event()
 
@@ -281,13 +316,9 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        dt = time.perf_counter() - t0
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        asyncio.run(load(port, bodies, clients, lat, errors))
+        dt, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         stop.set()
         sampler.join()
         health = httpx.get(url + "/healthz").json()
@@ -295,6 +326,7 @@ def service(exp: Path, pngs: list[bytes], clients: int, requests: int, workers: 
         rss1 = _rss_mb(proc.pid)
         return {"clients": clients, "requests": requests, "workers": workers, "engine": engine,
                 "max_active": max_active, "lines_per_request": lines_per_request, "seconds": round(dt, 1),
+                "client_cpu_s": round(client_cpu, 1),
                 "requests_per_s": round(requests / dt, 1), "lines_per_s": round(requests * lines_per_request / dt, 1),
                 "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
                 "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1), "errors": len(errors),
@@ -343,9 +375,14 @@ def main() -> int:
         if a.service_only:
             import cv2
 
+            # the engine the service wraps, on the same lines in the same run: the service's share is a same-run ratio
+            order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+            eng = timed(Recognizer(exp, engine=a.engine), [images[i] for i in order], 64)
+            result["engine_batch64"] = {"engine": a.engine, "lines_per_s": round(eng["lines_per_s"], 1)}
             result["service"] = service(exp, [cv2.imencode(".png", im)[1].tobytes() for im in images], a.clients,
                                         a.requests, a.workers, a.engine, a.max_active,
                                         a.lines_per_request)
+            result["service"]["share_of_engine"] = round(result["service"]["lines_per_s"] / eng["lines_per_s"], 3)
             out = Path(a.json)
             out.write_text(json.dumps(result, indent=2), encoding="utf-8")
             report(result)
@@ -371,6 +408,9 @@ def main() -> int:
             pngs = [cv2.imencode(".png", im)[1].tobytes() for im in images]
             result["service"] = service(exp, pngs, a.clients, a.requests, a.workers, a.engine, a.max_active,
                                         a.lines_per_request)
+            ref = next(r for r in rows if r["batch"] == 64 and r["engine"] == "ONNX Runtime " +
+                       ("fp32" if a.engine == "onnx" else "int8 static"))
+            result["service"]["share_of_engine"] = round(result["service"]["lines_per_s"] / ref["lines_per_s"], 3)
     if a.train_data:
         from ocr_robust.training import TrainConfig, Trainer
 
@@ -436,6 +476,8 @@ def _service_line(s: dict) -> str:
     return (f"Service: {s['requests']} requests of {s.get('lines_per_request', 1)} line(s) from {s['clients']} clients "
             f"in {s['seconds']} s: {s['requests_per_s']} requests/s ({lines_per_s} lines/s), "
             f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, errors {s['errors']}; "
+            f"{100 * s['share_of_engine']:.1f}% of the engine's lines/s in the same run; "
+            f"the load generator used {s['client_cpu_s']} CPU-s; "
             f"{s['batches']} batches, {s['lines_per_batch']} lines per batch; server memory {s['rss_mb_before']} MB "
             f"at start, {s['rss_mb_at_share_of_requests']} of the requests done, {s['rss_mb_after']} MB at the end "
             f"(max {s['rss_mb_max']})")

@@ -438,6 +438,22 @@ def _print_readings(results: list[dict], fmt: str) -> None:
                     print(ln["text"])
 
 
+def serve_threads(engine: str, workers: int, threads: int | None, streams: int | None) -> tuple[int | None, int]:
+    """Inference threads per batch and batches at once for each of ``workers`` processes: the
+    worker processes share the cores. ONNX Runtime sessions take concurrent calls, so by default
+    each of a worker's cores reads a batch on one thread (on 2 cores that reads more lines per
+    second than one batch on 2 threads: RESULTS.md, "Every engine in one run"); PyTorch reads
+    one batch at a time on all of a worker's cores."""
+    cores = max(1, (os.cpu_count() or 1) // workers)
+    if engine in ("onnx", "int8"):
+        threads = threads or (max(1, cores // streams) if streams else 1)
+        return threads, streams or max(1, cores // threads)
+    if streams not in (None, 1):
+        raise SystemExit(f"ocr-robust serve: --streams {streams} needs an ONNX Runtime engine (onnx or int8); "
+                         f"the {engine} engine reads one batch at a time")
+    return threads or (cores if workers > 1 else None), 1
+
+
 def cmd_serve(a: argparse.Namespace) -> int:
     a.model = a.model or str(default_model())
     from .inference import Recognizer
@@ -446,10 +462,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
     # a bad limit, a wrong path or a broken model file fails here, in one line, not inside the server
     over = {f.name: getattr(a, f.name) for f in fields(Limits) if f.name != "max_body_bytes"}
     limits = Limits(max_body_bytes=int(a.max_body_mb * 1024 * 1024), **over)
-    Recognizer(a.model, engine=a.engine)
-    # N worker processes share the cores: give each its part unless told otherwise
-    threads = a.threads or (max(1, (os.cpu_count() or 1) // a.workers) if a.workers > 1 else None)
-    settings = Settings(model=a.model, engine=a.engine, threads=threads, max_batch_lines=a.max_batch,
+    engine = Recognizer(a.model, engine=a.engine).engine
+    threads, streams = serve_threads(engine, a.workers, a.threads, a.streams)
+    settings = Settings(model=a.model, engine=a.engine, threads=threads, streams=streams, max_batch_lines=a.max_batch,
                         max_wait_ms=a.max_wait_ms, limits=limits)
     serve(settings, a.host, a.port, a.workers)
     return 0
@@ -679,8 +694,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="server processes, each with its own model")
     s.add_argument("--engine", default="auto", choices=list(ENGINES))
-    s.add_argument("--threads", type=int, help="inference threads per worker (default: the cores / workers)")
-    s.add_argument("--max-batch", type=int, default=64, help="lines per micro-batch")
+    s.add_argument("--threads", type=int, help="inference threads per batch (default: 1 with ONNX Runtime; the cores / "
+                                               "workers with PyTorch)")
+    s.add_argument("--streams", type=int, help="batches read at once per worker (default: with ONNX Runtime the "
+                                               "cores / workers / threads; 1 with PyTorch)")
+    s.add_argument("--max-batch", type=int, default=256, help="lines per micro-batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a micro-batch waits to fill")
     from .service import Limits
 
@@ -692,7 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels of all the line images of one request")
     s.add_argument("--max-pdf-pages", type=int, default=lim.max_pdf_pages)
     s.add_argument("--max-page-pixels", type=int, default=lim.max_page_pixels, help="a PDF page's raster")
-    s.add_argument("--max-active", type=int, default=lim.max_active, help="requests decoded and read at once")
+    s.add_argument("--max-active", type=int, default=lim.max_active,
+                   help="requests holding their uploads (reading and decoding them) at once")
+    s.add_argument("--max-active-pixels", type=int, default=lim.max_active_pixels,
+                   help="decoded line images of all requests together, waiting for or in a micro-batch")
     s.add_argument("--max-queued", type=int, default=lim.max_queued,
                    help="requests waiting for their turn; more get 429")
     s.add_argument("--timeout", dest="timeout_s", type=float, default=lim.timeout_s,

@@ -2,8 +2,11 @@
 
 The model is loaded once, at start-up. Line images from concurrent requests are batched
 together (micro-batching: the first waiting request opens a batch, which closes after
-``max_wait_ms`` or at ``max_batch_lines`` lines) and read by one inference thread, so that
-throughput grows with load while a lone request waits at most a few milliseconds.
+``max_wait_ms`` or at ``max_batch_lines`` lines) and read by ``streams`` inference threads,
+so that throughput grows with load while a lone request waits at most a few milliseconds.
+With ONNX Runtime the default is one stream per core, each batch read on one thread: on a
+small CPU two single-threaded batches at once read more lines per second than one batch on
+two threads, and they leave the cores to the HTTP work between batches.
 
 Endpoints: ``POST /v1/recognize`` (multipart, one or more ``images``: line images),
 ``POST /v1/pdf`` (multipart ``file``: a PDF; text per page and line, with boxes),
@@ -22,6 +25,7 @@ import json
 import os
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -53,11 +57,14 @@ ENV_SETTINGS = "OCR_ROBUST_SERVE"  # JSON settings for worker processes (uvicorn
 class Limits:
     """What one request may ask of the service; ``ocr-robust serve`` has a flag for each.
 
-    Memory has a bound that holds under any concurrency: at most ``max_active`` requests are
-    decoded and read at once (``max_queued`` more wait their turn, holding their uploads only;
-    beyond that 429 at once), each holding at most ``max_body_bytes``
-    of uploads and ``max_request_pixels`` of decoded images (one byte a pixel), plus one image
-    being decoded (``max_image_pixels``, up to 8 bytes a pixel); PDF page work runs in
+    Memory has a bound that holds under any concurrency: at most ``max_active`` requests hold
+    their uploads in memory at once (``max_queued`` more wait their turn, their uploads spooled;
+    beyond that 429 at once), each at most ``max_body_bytes``; the line images decoded and
+    waiting to be read, of all requests together, take at most ``max_active_pixels`` (one byte
+    a pixel; a request's share is known from its images' headers before any is decoded), plus
+    one image being decoded (``max_image_pixels``, up to 8 bytes a pixel). A request's turn
+    ends when its images are decoded and its uploads dropped, so that many small requests'
+    lines can wait in the micro-batcher together; PDF page work runs in
     ``page_workers`` processes of at most ``page_memory_mb`` each. Bodies still arriving are
     streamed to the multipart parser, which spools files to disk, and are counted as they
     come: a body past ``max_body_bytes`` is cut off with 413 whatever its headers said."""
@@ -68,7 +75,8 @@ class Limits:
     max_request_pixels: int = 16_000_000  # all the line images of one request together
     max_pdf_pages: int = 50
     max_page_pixels: int = 25_000_000  # a PDF page's raster at the requested dpi
-    max_active: int = 4  # requests decoded and read at once
+    max_active: int = 4  # requests holding their uploads in memory (reading, checking, decoding them) at once
+    max_active_pixels: int = 64_000_000  # decoded line images of all requests together, waiting or being read
     max_queued: int = 16  # requests waiting for their turn (their work's time runs); more get 429
     timeout_s: float = 60.0  # a request's work, once its body has arrived: then 504
     body_timeout_s: float = 10.0  # receiving the body (20 MB at 2 MB/s): a slower or stalled upload gets 408
@@ -85,14 +93,18 @@ class Limits:
                     continue
                 name = f.name.removesuffix("_s").replace("_", " ")
                 raise ValueError(f"{name}: expected a positive number, got {v!r}")
+        if self.max_active_pixels < self.max_request_pixels:
+            raise ValueError(f"max active pixels ({self.max_active_pixels}) must be at least max request pixels "
+                             f"({self.max_request_pixels}): a request at the limit could never be read")
 
 
 @dataclass
 class Settings:
     model: str
     engine: str = "auto"
-    threads: int | None = None  # inference threads (default: the library's)
-    max_batch_lines: int = 64
+    threads: int | None = None  # ONNX Runtime (or PyTorch) threads per batch (default: the library's)
+    streams: int = 1  # batches read at once, each by its own inference thread
+    max_batch_lines: int = 256
     max_wait_ms: float = 5.0
     limits: Limits = field(default_factory=Limits)
 
@@ -111,17 +123,24 @@ class _Job:
 
 
 class MicroBatcher:
-    """Collects line images from concurrent requests into batches for one inference thread."""
+    """Collects line images from concurrent requests into batches, and reads up to
+    ``streams`` batches at once, each on an inference thread of its own (the recognizer must
+    allow concurrent calls: an ONNX Runtime session does; PyTorch takes ``streams=1``). While
+    every stream is busy, waiting requests gather into the next batch."""
 
-    def __init__(self, recognizer, max_lines: int = 64, max_wait_s: float = 0.005):
-        self.recognizer, self.max_lines, self.max_wait_s = recognizer, max_lines, max_wait_s
+    def __init__(self, recognizer, max_lines: int = 64, max_wait_s: float = 0.005, streams: int = 1):
+        if streams < 1:
+            raise ValueError(f"streams: expected a positive number, got {streams!r}")
+        self.recognizer, self.max_lines, self.max_wait_s, self.streams = recognizer, max_lines, max_wait_s, streams
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ocr-infer")
+        self.executor = ThreadPoolExecutor(streams, thread_name_prefix="ocr-infer")
         self.batches = 0
         self.lines = 0
         self._task: asyncio.Task | None = None
+        self._reading: set[asyncio.Task] = set()
 
     def start(self) -> None:
+        self._free = asyncio.Semaphore(self.streams)  # streams not reading a batch
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -131,6 +150,8 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        for t in list(self._reading):
+            t.cancel()
         self.executor.shutdown(wait=True)
 
     async def read(self, images: list[np.ndarray]) -> tuple[list, dict]:
@@ -144,6 +165,7 @@ class MicroBatcher:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._free.acquire()  # a batch opens only when a stream can read it
             jobs = [await self.queue.get()]
             n = len(jobs[0].images)
             deadline = loop.time() + self.max_wait_s
@@ -157,23 +179,32 @@ class MicroBatcher:
                 n += len(job.images)
             jobs = [j for j in jobs if not j.future.done()]  # the client went away or timed out
             if not jobs:
+                self._free.release()
                 continue
-            images = [im for j in jobs for im in j.images]
             self.batches += 1
-            info = {"id": self.batches, "requests": len(jobs), "lines": len(images)}
-            try:
-                reads = await loop.run_in_executor(self.executor, self.recognizer.recognize, images)
-            except Exception as e:  # an inference failure fails this batch's requests, not the service
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(e)
-                continue
-            self.lines += len(images)
-            k = 0
+            task = loop.create_task(self._read(jobs, self.batches))
+            self._reading.add(task)
+            task.add_done_callback(self._reading.discard)
+
+    async def _read(self, jobs: list[_Job], batch_id: int) -> None:
+        """One batch on one stream; the stream is free again when it is read."""
+        images = [im for j in jobs for im in j.images]
+        info = {"id": batch_id, "requests": len(jobs), "lines": len(images)}
+        try:
+            reads = await asyncio.get_running_loop().run_in_executor(self.executor, self.recognizer.recognize, images)
+        except Exception as e:  # an inference failure fails this batch's requests, not the service
             for j in jobs:
                 if not j.future.done():
-                    j.future.set_result((reads[k : k + len(j.images)], info))
-                k += len(j.images)
+                    j.future.set_exception(e)
+            return
+        finally:
+            self._free.release()
+        self.lines += len(images)
+        k = 0
+        for j in jobs:
+            if not j.future.done():
+                j.future.set_result((reads[k : k + len(j.images)], info))
+            k += len(j.images)
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -245,6 +276,42 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class _Budget:
+    """A count (pixels) that requests take a share of and give back, granted in arrival order:
+    a request that does not fit waits, and so does every later one."""
+
+    def __init__(self, total: int):
+        self.total, self.used = total, 0
+        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
+
+    async def take(self, n: int) -> None:
+        if not self._waiting and self.used + n <= self.total:
+            self.used += n
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting.append((n, fut))
+        try:
+            await fut
+        except asyncio.CancelledError:  # a timeout: give back a share granted meanwhile, else leave the line
+            if fut.done() and not fut.cancelled():
+                self.give(n)
+            else:
+                self._waiting.remove((n, fut))
+                self._grant()
+            raise
+
+    def give(self, n: int) -> None:
+        self.used -= n
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self.used + self._waiting[0][0] <= self.total:
+            n, fut = self._waiting.popleft()
+            if not fut.done():
+                self.used += n
+                fut.set_result(None)
+
+
 class _Gate:
     """At most ``n`` requests decoded and read at once, at most ``queued`` more waiting for a
     turn (in arrival order); a request beyond both is refused at once with 429."""
@@ -311,7 +378,7 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             meta = {"format": "ocr-robust-run", "version": __version__, "charset": rec.charset.chars,
                     "input": {"height": rec.height}}
-        batcher = MicroBatcher(rec, settings.max_batch_lines, settings.max_wait_ms / 1000)
+        batcher = MicroBatcher(rec, settings.max_batch_lines, settings.max_wait_ms / 1000, settings.streams)
         batcher.start()
         workers = PageWorkers(lim.page_workers, lim.page_timeout_s, memory_mb=lim.page_memory_mb)
         pages = PageReader(workers, max_page_pixels=lim.max_page_pixels)
@@ -324,6 +391,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Robust OCR of text lines and PDFs with an ocr-robust model.")
     app.add_middleware(BodyLimit, max_bytes=lim.max_body_bytes, timeout_s=lim.body_timeout_s)
     gate = _Gate(lim.max_active, lim.max_queued)
+    pixels = _Budget(lim.max_active_pixels)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (404, 405, multipart)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -359,7 +427,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict:
         b = state["batcher"]
-        return {"status": "ok", "engine": state["recognizer"].engine,
+        return {"status": "ok", "engine": state["recognizer"].engine, "streams": b.streams,
                 "uptime_s": round(time.time() - state["started"], 1),
                 "batches": b.batches, "lines": b.lines, "queued": b.queue.qsize()}
 
@@ -373,25 +441,34 @@ def create_app(settings: Settings) -> FastAPI:
         if len(images) > lim.max_images:
             raise HTTPException(413, f"{len(images)} images exceed the limit of {lim.max_images} per request")
 
+        async def decoded() -> tuple[list[np.ndarray], int]:
+            """The images, decoded in the request's turn; their pixels stay taken from the budget."""
+            async with gate():
+                uploads = [(f.filename or f"image {k + 1}", await read_upload(f)) for k, f in enumerate(images)]
+                total = 0
+                for name, data in uploads:  # every size from its header before any decoding
+                    w, h = checked_size(data, name, lim.max_image_pixels)  # InputError -> 400, TooLarge -> 413
+                    total += w * h
+                if total > lim.max_request_pixels:
+                    raise HTTPException(413, f"{len(uploads)} images of {total} pixels together exceed the limit of "
+                                             f"{lim.max_request_pixels} pixels per request")
+                await pixels.take(total)
+                try:
+                    return await run_in_threadpool(lambda: [decode_line(data, name) for name, data in uploads]), total
+                except BaseException:
+                    pixels.give(total)
+                    raise
+
         async def work():
-            uploads = [(f.filename or f"image {k + 1}", await read_upload(f)) for k, f in enumerate(images)]
-            total = 0
-            for name, data in uploads:  # every size from its header before any decoding
-                w, h = checked_size(data, name, lim.max_image_pixels)  # InputError -> 400, TooLarge -> 413
-                total += w * h
-            if total > lim.max_request_pixels:
-                raise HTTPException(413, f"{len(uploads)} images of {total} pixels together exceed the limit of "
-                                         f"{lim.max_request_pixels} pixels per request")
-            decoded = [await run_in_threadpool(decode_line, data, name) for name, data in uploads]
-            reads, batch = await state["batcher"].read(decoded)
+            lines, total = await decoded()
+            try:
+                reads, batch = await state["batcher"].read(lines)
+            finally:
+                pixels.give(total)
             return {"lines": [{"name": f.filename, "text": d.text, "confidence": round(d.confidence, 4)}
                               for f, d in zip(images, reads)], "batch": batch}
 
-        async def gated():
-            async with gate():
-                return await work()
-
-        return await within_time(gated())
+        return await within_time(work())
 
     @app.post("/v1/pdf", responses=ERROR_RESPONSES)
     async def pdf(file: UploadFile = File(..., description="a PDF document"),

@@ -328,6 +328,107 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, ex
     assert len(batches) < 6 and max(body["batch"]["requests"] for _, body, _ in results) >= 2
 
 
+def test_small_requests_share_a_batch_beyond_the_active_limit(exported, tiny_store):
+    """--max-active bounds the requests holding their uploads; once decoded, their lines wait
+    in the micro-batcher under the pixel budget, so one batch gathers many small requests."""
+    images, paths = _lines(tiny_store, 6)
+    expected = [d.text for d in Recognizer(exported[0]).recognize(images)]
+    proc, url = start_server(exported[0], "--max-active", "1", "--max-queued", "8", "--max-wait-ms", "500")
+    try:
+        def one(k):
+            r = httpx.post(url + "/v1/recognize", files=[("images", (paths[k].name, paths[k].read_bytes(),
+                                                                      "image/png"))], timeout=60)
+            return k, r.json()
+
+        with cf.ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(one, range(6)))
+        for k, body in results:
+            assert [x["text"] for x in body["lines"]] == [expected[k]]
+        assert max(body["batch"]["requests"] for _, body in results) >= 2
+        assert httpx.get(url + "/healthz").json()["streams"] >= 1
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_the_micro_batcher_reads_up_to_streams_batches_at_once():
+    import asyncio
+    import threading
+
+    from ocr_robust.service import MicroBatcher
+
+    class Slow:  # a recognizer that records how many batches it reads at once
+        def __init__(self):
+            self.now = self.most = 0
+            self.lock = threading.Lock()
+
+        def recognize(self, images):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.1)
+            with self.lock:
+                self.now -= 1
+            return [f"read {int(im[0, 0])}" for im in images]
+
+    async def run(streams):
+        rec = Slow()
+        b = MicroBatcher(rec, max_lines=1, max_wait_s=0, streams=streams)
+        b.start()
+        reads = await asyncio.gather(*(b.read([np.full((2, 2), k, np.uint8)]) for k in range(6)))
+        await b.stop()
+        return rec.most, [r for r, _ in reads], b.batches
+
+    most, reads, batches = asyncio.run(run(2))
+    assert most == 2 and batches == 6 and reads == [[f"read {k}"] for k in range(6)]
+    assert asyncio.run(run(1))[0] == 1
+
+
+def test_the_pixel_budget_is_granted_in_arrival_order_and_a_timed_out_request_gives_it_back():
+    import asyncio
+
+    from ocr_robust.service import _Budget
+
+    async def scenario():
+        b = _Budget(10)
+        await b.take(6)
+        big = asyncio.ensure_future(b.take(6))
+        small = asyncio.ensure_future(b.take(1))  # would fit, but waits behind the earlier request
+        await asyncio.sleep(0.01)
+        assert not big.done() and not small.done() and b.used == 6
+        b.give(6)
+        await asyncio.sleep(0.01)
+        assert big.done() and small.done() and b.used == 7
+        late = asyncio.ensure_future(asyncio.wait_for(b.take(5), 0.05))  # times out waiting
+        with pytest.raises(TimeoutError):
+            await late
+        assert b.used == 7 and not b._waiting
+        b.give(6)
+        b.give(1)
+        await b.take(10)
+        assert b.used == 10
+
+    asyncio.run(scenario())
+    from ocr_robust.service import Limits
+
+    with pytest.raises(ValueError, match="max active pixels"):
+        Limits(max_active_pixels=1000, max_request_pixels=2000)
+
+
+def test_serve_gives_each_core_a_stream_with_onnx_runtime_and_one_batch_at_a_time_with_pytorch(monkeypatch):
+    from ocr_robust.cli import serve_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert serve_threads("int8", 1, None, None) == (1, 4)
+    assert serve_threads("onnx", 2, None, None) == (1, 2)  # two workers share the cores
+    assert serve_threads("onnx", 1, 2, None) == (2, 2)
+    assert serve_threads("onnx", 1, None, 1) == (4, 1)
+    assert serve_threads("torch", 1, None, None) == (None, 1)
+    assert serve_threads("torch", 2, None, None) == (2, 1)
+    with pytest.raises(SystemExit, match="needs an ONNX Runtime engine"):
+        serve_threads("torch", 1, None, 2)
+
+
 # --- schemathesis against the service's own OpenAPI schema: no input gets a 500 ----------------
 
 def test_no_generated_request_gets_a_server_error(server):

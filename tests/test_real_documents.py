@@ -229,6 +229,20 @@ def test_crops_of_any_margin_normalise_to_the_same_line(tmp_path):
     assert normalise_crop(blank) is blank
 
 
+def test_the_background_level_from_the_histogram_is_the_median_of_the_lighter_half():
+    from ocr_robust.data.crop import _background
+
+    rng = np.random.default_rng(0)
+    for k in range(3000):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        lo = int(rng.integers(0, 256))
+        img = rng.integers(lo, int(rng.integers(lo, 256)) + 1, (h, w)).astype(np.uint8)
+        if k % 3 == 0:  # two levels only: the halves' medians fall between values
+            img = rng.choice([lo, 255], (h, w)).astype(np.uint8)
+        flat = img.reshape(-1)
+        assert _background(img) == int(np.median(flat[flat >= np.median(flat)])), img
+
+
 def test_crop_jitter_keeps_the_ink_and_is_reproducible(tmp_path):
     img, boxes = _page_and_lines(tmp_path)
     x0, y0, x1, y1 = (int(v) for v in boxes[1])
