@@ -15,6 +15,10 @@
 #    is trained (the shipped weights are its row "fgsm-rs", seed 0). A time limit makes the
 #    number of steps depend on the machine's speed.
 # 3. the export of RUN to pretrained/latin-robust (ONNX, int8 ONNX, safetensors, model.json).
+#
+# INIT (default pretrained/latin) is the start. The shipped weights were made from the default
+# model of stage 2 (before train_latin.sh had its stage 3 of text-free crops, 2026-12-02):
+# INIT=runs/latin-ft after `benchmarks/train_latin.sh` reproduces that start.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -29,7 +33,7 @@ build real-lowres @"$LIST" --max-pages 1 --seed 23 --watermarks train --watermar
   --degrade downscale:0.45-0.75,jpeg:30-60
 printf '%s\n' real-clean real-marked real-lowres > "$DATA/stores.txt"
 stamp "train $RUN ($MINUTES min)"
-$OCR train --data "$DATA/stores.txt" --init "$root/pretrained/latin" --mode fgsm-rs --opt eps=4/255 \
+$OCR train --data "$DATA/stores.txt" --init "${INIT:-$root/pretrained/latin}" --mode fgsm-rs --opt eps=4/255 \
   --epochs 2 --batch-size 32 --lr 1e-4 --schedule constant --seed 0 --time-limit "$MINUTES" --notext-rate 0.05 \
   --sampler bucket --report-images 0 --out "$RUN" --overwrite
 stamp "export"

@@ -53,10 +53,13 @@ def square(model, x, widths, targets, target_lengths, eps: float, queries: int =
     def read(logp):
         return read_texts(logp, widths, charset) if charset is not None else []
 
-    # vertical stripes of +-eps: the paper's start; the perturbation kept is always the worst so far
+    # vertical stripes of +-eps: the paper's start; the perturbation kept is always the worst so far,
+    # the unperturbed line included (offered first), so the attack never ends below the clean loss
     stripes = (torch.randint(0, 2, (n, 1, 1, x.shape[-1]), generator=g).float() * 2 - 1).to(x.device)
     worst = Worst(x, charset, truths)
     active = torch.ones(n, dtype=torch.bool, device=x.device)
+    loss, logp = score(torch.zeros_like(x))
+    worst.offer(torch.zeros_like(x), loss, read(logp), active)
     start = eps_px * stripes.expand_as(x) * mask
     loss, logp = score(start)
     worst.offer(start, loss, read(logp), active)
