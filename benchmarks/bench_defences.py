@@ -354,17 +354,24 @@ def main() -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
         return 0
-    rows = []
-    out = Path(args.json)
-    if out.exists() and args.append:  # a second part of the same comparison: keep the rows measured
-        rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
-    t0 = time.perf_counter()
-    if args.measure_init:  # the start itself, measured by the same protocol
-        rows.append(measure({"row": "start (no training)", "seed": None, "mode": "none", "run": args.init}, args))
-        print(f"start: {json.dumps(rows[-1])}", flush=True)
-    sweep(args, rows, out, lambda name: measure(run_child(name, args, "--one"), args), t0)
-    print(format_table(rows))
+    compare(args, measure, lambda name: run_child(name, args, "--one"), format_table, mode="none")
     return 0
+
+
+def compare(args, measure, train, table, **start) -> None:
+    """A comparison's main loop, shared by the bench_* scripts: the rows already in
+    ``args.json`` kept with ``--append`` (a second part of the same comparison),
+    ``--measure-init``'s row (the start itself, measured by the same protocol, with the
+    ``start`` fields), then :func:`sweep` over ``train(name)`` (a child's row) measured by
+    ``measure(row, args)``, and ``table(rows)`` printed."""
+    out = Path(args.json)
+    rows = json.loads(out.read_text(encoding="utf-8"))["rows"] if out.exists() and args.append else []
+    t0 = time.perf_counter()
+    if args.measure_init:
+        rows.append(measure({"row": "start (no training)", "seed": None, "run": args.init, **start}, args))
+        print(f"start: {json.dumps(rows[-1])}", flush=True)
+    sweep(args, rows, out, lambda name: measure(train(name), args), t0)
+    print(table(rows))
 
 
 def sweep(args, rows: list[dict], out: Path, one, t0: float) -> None:

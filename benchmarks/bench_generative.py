@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_defences import child_result, sweep  # noqa: E402  (the benchmarks folder is this script's path)
+from bench_defences import child_result, compare  # noqa: E402  (the benchmarks folder is this script's path)
 
 ROWS = {  # row: (--augment, distil from 2 fold teachers, --notext-source)
     "no dropout": ("0", False, "procedural"),
@@ -184,14 +184,8 @@ def main() -> int:
     if args.one:
         train_one(args)
         return 0
-    out = Path(args.json)
-    rows = json.loads(out.read_text(encoding="utf-8"))["rows"] if out.exists() and args.append else []
-    if args.measure_init:
-        rows.append(measure({"row": "start (no training)", "seed": None, "run": args.init, "train_lines_per_s": 0.0,
-                             "teacher_train_seconds": 0.0}, args))
-    t0 = time.perf_counter()
-    sweep(args, rows, out, lambda name: measure(run_child(name, args), args), t0)
-    print(format_table(rows))
+    compare(args, measure, lambda name: run_child(name, args), format_table, train_lines_per_s=0.0,
+            teacher_train_seconds=0.0)
     return 0
 
 

@@ -33,13 +33,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_defences import child_result, sweep  # noqa: E402  (the benchmarks folder is this script's path)
+from bench_defences import child_result, compare  # noqa: E402  (the benchmarks folder is this script's path)
 
 ROWS = {  # row: (no-text rate, with the store of real text-free crops)
     "procedural 5%": (0.05, False),
@@ -142,13 +141,7 @@ def main() -> int:
     if args.one:
         train_one(args)
         return 0
-    out = Path(args.json)
-    rows = json.loads(out.read_text(encoding="utf-8"))["rows"] if out.exists() and args.append else []
-    if args.measure_init:
-        rows.append(measure({"row": "start (no training)", "seed": None, "run": args.init}, args))
-    t0 = time.perf_counter()
-    sweep(args, rows, out, lambda name: measure(run_child(name, args), args), t0)
-    print(format_table(rows))
+    compare(args, measure, lambda name: run_child(name, args), format_table)
     return 0
 
 
