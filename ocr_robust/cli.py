@@ -444,6 +444,9 @@ def serve_threads(engine: str, workers: int, threads: int | None, streams: int |
     each of a worker's cores reads a batch on one thread (on 2 cores that reads more lines per
     second than one batch on 2 threads: RESULTS.md, "Every engine in one run"); PyTorch reads
     one batch at a time on all of a worker's cores."""
+    for flag, v in (("--threads", threads), ("--streams", streams)):
+        if v is not None and v < 1:
+            raise SystemExit(f"ocr-robust serve: {flag}: expected a positive number, got {v}")
     cores = max(1, (os.cpu_count() or 1) // workers)
     if engine in ("onnx", "int8"):
         threads = threads or (max(1, cores // streams) if streams else 1)

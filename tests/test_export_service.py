@@ -427,6 +427,9 @@ def test_serve_gives_each_core_a_stream_with_onnx_runtime_and_one_batch_at_a_tim
     assert serve_threads("torch", 2, None, None) == (2, 1)
     with pytest.raises(SystemExit, match="needs an ONNX Runtime engine"):
         serve_threads("torch", 1, None, 2)
+    for bad in ((0, None), (None, -1)):  # one line, before the server starts
+        with pytest.raises(SystemExit, match="expected a positive number"):
+            serve_threads("int8", 1, *bad)
 
 
 # --- schemathesis against the service's own OpenAPI schema: no input gets a 500 ----------------
