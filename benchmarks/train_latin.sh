@@ -2,6 +2,7 @@
 # The recipe of the default model (pretrained/latin): corpus, training, export.
 #
 #   benchmarks/train_latin.sh [RUN] [MIN1] [MIN2] [MIN3]    # RUN defaults to runs/latin; minutes per stage
+#   DATA_ONLY=1 benchmarks/train_latin.sh                    # only the stores of step 1
 #
 # 1. the training corpus under $DATA (default data/latin): the training split of the real
 #    documents (benchmarks/corpus/train.txt, made by benchmarks/real_corpus.py from Debian's
@@ -49,6 +50,7 @@ build backgrounds @"$LIST" --max-pages 4 --seed 24 --watermarks train --watermar
 printf '%s\n' real-clean real-marked real-lowres synth > "$DATA/stores.txt"
 printf '%s\n' real-clean real-marked real-lowres synth real-small real-scan > "$DATA/stores-ft.txt"
 printf '%s\n' real-clean real-marked real-lowres synth real-small real-scan backgrounds > "$DATA/stores-notext.txt"
+if [ -n "${DATA_ONLY:-}" ]; then stamp "the stores are built (DATA_ONLY)"; exit 0; fi
 train() {  # RUN LIST CONFIG MINUTES [ARGS...]: one stage, skipped when done
   local run=$1 list=$2 config=$3 minutes=$4; shift 4
   if [ -f "$run/done" ]; then stamp "reuse $run"; return; fi
