@@ -350,6 +350,19 @@ def test_notext_images_have_empty_labels(small_store):
     assert out["targets"].numel() == batch["targets"].numel()
 
 
+def test_notext_rules_draw_ink_on_paper_reproducibly():
+    """The ``rules`` kind draws rules, bars or boxes (grey ink on a light paper) in nearly
+    every image, and the same generator state draws the same image."""
+    imgs = [make_notext(np.random.default_rng(s), 160, kind="rules") for s in range(60)]
+    assert all(i.shape == (32, 160) and i.dtype == np.uint8 for i in imgs)
+    inked = [int(i.max()) - int(i.min()) > 40 for i in imgs]
+    assert sum(inked) >= 55  # a light blur or a grey rule on grey paper may fall under 40 levels
+    assert all(np.median(i) >= 150 for i in imgs)  # paper stays paper: marks, not fills
+    assert np.array_equal(make_notext(np.random.default_rng(3), 160, kind="rules"), imgs[3])
+    with pytest.raises(ValueError, match="rules"):
+        make_notext(np.random.default_rng(0), 10, kind="nope")
+
+
 def test_attack_command(trained, small_store, tmp_path, capsys):
     run, _, _ = trained
     rc = main(["attack", "--model", str(run), "--data", str(small_store), "--attack", "pgd", "--eps", "2/255,8/255",

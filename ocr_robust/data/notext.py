@@ -3,7 +3,10 @@ read text where there is none (METHODS.md section 1, S1).
 
 Kinds: ``noise`` (Gaussian or salt-and-pepper on paper), ``solid`` (a flat grey level),
 ``shapes`` (random lines, rectangles, circles and arcs), ``watermark`` (a band cut through
-large, faint, rotated letters and stamp rings: watermark fragments without readable text).
+large, faint, rotated letters and stamp rings: watermark fragments without readable text),
+``rules`` (what typeset pages draw between their lines: solid, dashed and dotted rules,
+table borders and vertical bars, rows of small boxes, a rule's end or a frame's corner, 1-3 px
+of grey ink, sometimes blurred; the marks a model misreads as ``-``, ``...``, ``I`` or ``|``).
 All are grey uint8, ``height`` x ``width``, drawn from a NumPy generator.
 """
 
@@ -20,11 +23,56 @@ from .dataset import LineBatch
 
 __all__ = ["KINDS", "make_notext", "add_notext"]
 
-KINDS = ("noise", "solid", "shapes", "watermark")
+KINDS = ("noise", "solid", "shapes", "watermark", "rules")
 
 
 def _paper(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.full((h, w), rng.integers(200, 256), np.uint8)
+
+
+def _rules(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Rules, bars, leaders and box rows drawn on ``img`` (paper) in place; returns it."""
+    h, w = img.shape
+    for _ in range(int(rng.integers(1, 4))):
+        c = int(rng.integers(0, 160))
+        t = int(rng.integers(1, 4))
+        s = int(rng.integers(5))
+        x0 = int(rng.integers(0, max(1, w // 3))) if rng.random() < 0.5 else 0  # a rule may start inside
+        x1 = w - 1 - (int(rng.integers(0, max(1, w // 3))) if rng.random() < 0.5 else 0)
+        y = int(rng.integers(0, h))
+        if s == 0:  # a solid rule (or a double one, as under a table's header)
+            cv2.line(img, (x0, y), (x1, y), c, t)
+            if rng.random() < 0.3:
+                y2 = min(h - 1, y + t + int(rng.integers(2, 5)))
+                cv2.line(img, (x0, y2), (x1, y2), c, t)
+        elif s in (1, 2):  # dashed or dotted: a period and a mark length
+            period = int(rng.integers(3, 13)) if s == 1 else int(rng.integers(2, 7))
+            mark = max(1, int(period * rng.uniform(0.3, 0.7))) if s == 1 else t
+            for x in range(x0, x1, period):
+                if s == 1:
+                    cv2.line(img, (x, y), (min(x1, x + mark - 1), y), c, t)
+                else:
+                    cv2.circle(img, (x, y), max(0, t - 1), c, -1)
+        elif s == 3:  # vertical bars: table borders, a change bar, a frame's side
+            for _ in range(int(rng.integers(1, 4))):
+                x = int(rng.integers(0, w))
+                ya, yb = sorted(int(v) for v in rng.integers(0, h, 2))
+                if rng.random() < 0.6:
+                    ya, yb = 0, h - 1  # bars usually cross the whole band
+                cv2.line(img, (x, ya), (x, yb), c, t)
+                if rng.random() < 0.3:  # a corner: the bar meets a rule
+                    yc = ya if rng.random() < 0.5 else yb
+                    cv2.line(img, (x, yc), (x1 if rng.random() < 0.5 else x0, yc), c, t)
+        else:  # a row of small boxes or squares (a form's character cells, a checkbox list)
+            side = int(rng.integers(3, max(4, h - 2)))
+            gap = int(rng.integers(1, 2 * side))
+            yt = int(rng.integers(0, max(1, h - side)))
+            filled = rng.random() < 0.3
+            for x in range(x0, x1 - side, side + gap):
+                cv2.rectangle(img, (x, yt), (x + side, yt + side), c, -1 if filled else 1)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (3, 3), float(rng.uniform(0.3, 1.0)))
+    return img
 
 
 def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind: str | None = None) -> np.ndarray:
@@ -75,6 +123,8 @@ def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind
         alpha = rng.uniform(0.1, 0.5)  # faint, as a watermark
         out = img.astype(np.float32) * (1 - alpha * (1 - band / 255.0))
         return np.clip(out, 0, 255).astype(np.uint8)
+    if kind == "rules":
+        return _rules(rng, img)
     raise ValueError(f"unknown no-text kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
