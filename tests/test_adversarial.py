@@ -363,6 +363,20 @@ def test_notext_rules_draw_ink_on_paper_reproducibly():
         make_notext(np.random.default_rng(0), 10, kind="nope")
 
 
+def test_notext_kinds_are_chosen_by_the_config(tmp_path):
+    """``notext_source: procedural:KIND,...`` draws only those kinds; the default leaves
+    ``rules`` out; an unknown kind is one clear error naming it."""
+    from ocr_robust.data.notext import DEFAULT_KINDS, procedural
+
+    assert "rules" not in DEFAULT_KINDS and set(DEFAULT_KINDS) < set(KINDS)
+    solid = procedural(("solid",))
+    rng = np.random.default_rng(0)
+    assert all(np.ptp(solid(rng, 80, 32)) == 0 for _ in range(20))  # flat grey every time
+    TrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), notext_source="procedural:rules,watermark")
+    with pytest.raises(ValueError, match="'nope'"):
+        TrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), notext_source="procedural:rules,nope")
+
+
 def test_attack_command(trained, small_store, tmp_path, capsys):
     run, _, _ = trained
     rc = main(["attack", "--model", str(run), "--data", str(small_store), "--attack", "pgd", "--eps", "2/255,8/255",

@@ -4,7 +4,7 @@ read text where there is none (METHODS.md section 1, S1).
 Kinds: ``noise`` (Gaussian or salt-and-pepper on paper), ``solid`` (a flat grey level),
 ``shapes`` (random lines, rectangles, circles and arcs), ``watermark`` (a band cut through
 large, faint, rotated letters and stamp rings: watermark fragments without readable text),
-``rules`` (what typeset pages draw between their lines: solid, dashed and dotted rules,
+``rules`` (opt-in, see DEFAULT_KINDS: what typeset pages draw between their lines: solid, dashed and dotted rules,
 table borders and vertical bars, rows of small boxes, a rule's end or a frame's corner, 1-3 px
 of grey ink, sometimes blurred; the marks a model misreads as ``-``, ``...``, ``I`` or ``|``).
 All are grey uint8, ``height`` x ``width``, drawn from a NumPy generator.
@@ -21,9 +21,10 @@ import torch
 from ..images import HEIGHT
 from .dataset import LineBatch
 
-__all__ = ["KINDS", "make_notext", "add_notext"]
+__all__ = ["KINDS", "DEFAULT_KINDS", "make_notext", "procedural", "add_notext"]
 
 KINDS = ("noise", "solid", "shapes", "watermark", "rules")
+DEFAULT_KINDS = ("noise", "solid", "shapes", "watermark")  # rules: opt-in (benchmarks/RESULTS.md, no-text rules)
 
 
 def _paper(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -75,8 +76,10 @@ def _rules(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return img
 
 
-def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind: str | None = None) -> np.ndarray:
-    kind = kind or KINDS[int(rng.integers(len(KINDS)))]
+def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind: str | None = None,
+                kinds: tuple[str, ...] = DEFAULT_KINDS) -> np.ndarray:
+    """One no-text image of ``kind``, or of one of ``kinds`` drawn uniformly."""
+    kind = kind or kinds[int(rng.integers(len(kinds)))]
     h, w = height, max(4, int(width))
     if kind == "solid":
         return np.full((h, w), rng.integers(0, 256), np.uint8)
@@ -126,6 +129,15 @@ def make_notext(rng: np.random.Generator, width: int, height: int = HEIGHT, kind
     if kind == "rules":
         return _rules(rng, img)
     raise ValueError(f"unknown no-text kind {kind!r}; choose from {', '.join(KINDS)}")
+
+
+def procedural(kinds: tuple[str, ...] = DEFAULT_KINDS) -> Callable[[np.random.Generator, int, int], np.ndarray]:
+    """An ``add_notext`` source drawing from ``kinds`` (each checked against KINDS)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"unknown no-text kind {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"choose from {', '.join(KINDS)}")
+    return lambda rng, width, height: make_notext(rng, width, height, kinds=tuple(kinds))
 
 
 def add_notext(batch: LineBatch, rate: float, rng: np.random.Generator,

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..data.crop import CROP_MODES
+from ..data.notext import procedural
 from ..errors import InputError
 from ..images import MAX_WIDTH
 from .distributed import LR_SCALING
@@ -52,8 +53,9 @@ class TrainConfig:
                                    "(flat fill), cutout:noise, patchgan:GEN (a `patchgan train` folder); "
                                    "comma-separated, e.g. 1.0,patchgan:gen")
     composite_p: float = _f(0.5, "san:SAN augmentation: the probability a line gets a SAN background under it")
-    notext_source: str = _f("procedural", "no-text images: procedural (noise, shapes, watermark fragments) or "
-                                          "san:SAN (a `san train` folder's backgrounds)")
+    notext_source: str = _f("procedural", "no-text images: procedural (noise, flat grey, shapes, watermark "
+                                          "fragments), procedural:KIND,... (of ocr_robust.data.notext.KINDS, e.g. "
+                                          "with rules) or san:SAN (a `san train` folder's backgrounds)")
     erase_p: float = _f(0.5, "region dropout: the probability a line gets a hole")
     erase_area: str = _f("0.02-0.1", "region dropout: the hole's area, a share of the line, LOW-HIGH")
     erase_aspect: str = _f("0.3-3.3", "region dropout: the hole's height/width, LOW-HIGH (log-uniform)")
@@ -132,9 +134,11 @@ class TrainConfig:
         parse_augment(self.augment)
         EraseSpec(self.erase_p, self.erase_area, self.erase_aspect)  # type: ignore[arg-type]
         parse_fold(self.fold)
-        if not (self.notext_source == "procedural" or (self.notext_source.startswith("san:") and
-                                                       len(self.notext_source) > 4)):
-            raise ValueError(f"notext_source: procedural or san:SAN, got {self.notext_source!r}")
+        if self.notext_source.startswith("procedural:"):
+            procedural(tuple(self.notext_source[len("procedural:"):].split(",")))  # names the unknown kind
+        elif not (self.notext_source == "procedural" or (self.notext_source.startswith("san:") and
+                                                         len(self.notext_source) > 4)):
+            raise ValueError(f"notext_source: procedural, procedural:KIND,... or san:SAN, got {self.notext_source!r}")
         if not 0 <= self.composite_p <= 1:
             raise ValueError(f"composite_p: expected 0..1, got {self.composite_p}")
         if self.distill_folds == 1 or self.distill_folds < 0:
