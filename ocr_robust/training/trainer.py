@@ -171,7 +171,7 @@ class Trainer:
         if plan.background is not None:
             self.composite = BackgroundComposite(SANBackgrounds(load_san(plan.background, self.device)),
                                                  cfg.composite_p)
-        self.notext_source = None
+        self.notext_source: Callable[[np.random.Generator, int, int], np.ndarray] | None = None
         if cfg.notext_source.startswith("san:"):
             self.notext_source = SANBackgrounds(load_san(cfg.notext_source[4:], self.device)).notext
         elif cfg.notext_source.startswith("procedural:"):
