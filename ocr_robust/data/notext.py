@@ -4,9 +4,10 @@ read text where there is none (METHODS.md section 1, S1).
 Kinds: ``noise`` (Gaussian or salt-and-pepper on paper), ``solid`` (a flat grey level),
 ``shapes`` (random lines, rectangles, circles and arcs), ``watermark`` (a band cut through
 large, faint, rotated letters and stamp rings: watermark fragments without readable text),
-``rules`` (opt-in, see DEFAULT_KINDS: what typeset pages draw between their lines: solid, dashed and dotted rules,
-table borders and vertical bars, rows of small boxes, a rule's end or a frame's corner, 1-3 px
-of grey ink, sometimes blurred; the marks a model misreads as ``-``, ``...``, ``I`` or ``|``).
+``rules`` (opt-in, not in DEFAULT_KINDS: what typeset pages draw between their lines: solid,
+dashed and dotted rules, table borders and vertical bars, rows of small boxes, a rule's end or
+a frame's corner, 1-3 px of grey ink, sometimes blurred; the marks a model misreads as ``-``,
+``...``, ``I`` or ``|``).
 All are grey uint8, ``height`` x ``width``, drawn from a NumPy generator.
 """
 
@@ -21,7 +22,7 @@ import torch
 from ..images import HEIGHT
 from .dataset import LineBatch
 
-__all__ = ["KINDS", "DEFAULT_KINDS", "make_notext", "procedural", "add_notext"]
+__all__ = ["KINDS", "DEFAULT_KINDS", "make_notext", "procedural", "procedural_source", "add_notext"]
 
 KINDS = ("noise", "solid", "shapes", "watermark", "rules")
 DEFAULT_KINDS = ("noise", "solid", "shapes", "watermark")  # rules: opt-in (benchmarks/RESULTS.md, no-text rules)
@@ -137,7 +138,17 @@ def procedural(kinds: tuple[str, ...] = DEFAULT_KINDS) -> Callable[[np.random.Ge
     if unknown or not kinds:
         raise ValueError(f"unknown no-text kind {', '.join(map(repr, unknown)) or '(none given)'}; "
                          f"choose from {', '.join(KINDS)}")
-    return lambda rng, width, height: make_notext(rng, width, height, kinds=tuple(kinds))
+    return lambda rng, width, height: make_notext(rng, width, height, kinds=kinds)
+
+
+def procedural_source(spec: str) -> Callable[[np.random.Generator, int, int], np.ndarray] | None:
+    """The source of a ``notext_source`` setting that starts with ``procedural``: None (the
+    default kinds) for ``procedural``, :func:`procedural` of the kinds for ``procedural:K,...``."""
+    if spec == "procedural":
+        return None
+    if not spec.startswith("procedural:"):
+        raise ValueError(f"not a procedural no-text source: {spec!r}")
+    return procedural(tuple(spec[len("procedural:"):].split(",")))
 
 
 def add_notext(batch: LineBatch, rate: float, rng: np.random.Generator,

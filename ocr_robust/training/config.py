@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..data.crop import CROP_MODES
-from ..data.notext import procedural
+from ..data.notext import procedural_source
 from ..errors import InputError
 from ..images import MAX_WIDTH
 from .distributed import LR_SCALING
@@ -134,10 +134,9 @@ class TrainConfig:
         parse_augment(self.augment)
         EraseSpec(self.erase_p, self.erase_area, self.erase_aspect)  # type: ignore[arg-type]
         parse_fold(self.fold)
-        if self.notext_source.startswith("procedural:"):
-            procedural(tuple(self.notext_source[len("procedural:"):].split(",")))  # names the unknown kind
-        elif not (self.notext_source == "procedural" or (self.notext_source.startswith("san:") and
-                                                         len(self.notext_source) > 4)):
+        if self.notext_source == "procedural" or self.notext_source.startswith("procedural:"):
+            procedural_source(self.notext_source)  # names the unknown kind
+        elif not (self.notext_source.startswith("san:") and len(self.notext_source) > 4):
             raise ValueError(f"notext_source: procedural, procedural:KIND,... or san:SAN, got {self.notext_source!r}")
         if not 0 <= self.composite_p <= 1:
             raise ValueError(f"composite_p: expected 0..1, got {self.composite_p}")

@@ -31,7 +31,7 @@ from ..augment import Augment, parse_augment
 from ..charset import Charset
 from ..data.crop import CropJitter
 from ..data.dataset import BucketBatchSampler, LineBatch, LineDataset, collate, split_for_world
-from ..data.notext import add_notext, procedural
+from ..data.notext import add_notext, procedural_source
 from ..data.sampler import HardExampleSampler
 from ..errors import InputError
 from ..evaluation.lines import evaluate
@@ -174,8 +174,8 @@ class Trainer:
         self.notext_source: Callable[[np.random.Generator, int, int], np.ndarray] | None = None
         if cfg.notext_source.startswith("san:"):
             self.notext_source = SANBackgrounds(load_san(cfg.notext_source[4:], self.device)).notext
-        elif cfg.notext_source.startswith("procedural:"):
-            self.notext_source = procedural(tuple(cfg.notext_source[len("procedural:"):].split(",")))
+        else:
+            self.notext_source = procedural_source(cfg.notext_source)
         if cfg.distill_folds and not cfg.teachers:
             raise InputError(cfg.out, "distill_folds: train the teachers first (prepare_teachers; `ocr-robust train` "
                                       "does it)")
